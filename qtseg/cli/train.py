@@ -1,0 +1,65 @@
+"""``qtseg-train``: train a QTSeg model on a folder-pair dataset."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from qtseg.cli.common import fail
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser of ``qtseg-train``."""
+    p = argparse.ArgumentParser(
+        prog="qtseg-train",
+        description="Train a segmentation model on DIR/images + DIR/masks (optional DIR/splits.json). "
+        "Writes OUT/best (checkpoint: weights.safetensors, checkpoint.json, preprocess.json), "
+        "OUT/last.pt (resume state) and OUT/summary.json.",
+    )
+    p.add_argument("--data", required=True, help="dataset folder with images/ and masks/")
+    p.add_argument("--model", default="qtseg-v2", help="registered model name (default: qtseg-v2)")
+    p.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
+    p.add_argument("--epochs", type=int, default=150)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--imgsz", type=int, default=512, help="square input size, multiple of 32")
+    p.add_argument("--num-classes", type=int, default=2, help="classes including background")
+    p.add_argument("--width", type=int, default=16, help="encoder base width n")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-5)
+    p.add_argument("--lr-step", type=int, default=50, help="multiply the lr by 0.1 every N epochs")
+    p.add_argument("--amp", action="store_true", help="mixed precision (bf16 on GPUs that have it)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split-file", default=None, help="JSON train/val/test lists (default: DATA/splits.json if present)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument("--workers", type=int, default=4, help="processes decoding images")
+    p.add_argument("--limit", type=int, default=0, help="use at most N images per split (smoke runs)")
+    p.add_argument("--max-minutes", type=float, default=0.0, help="stop cleanly after this much training time")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    from qtseg.data.folder import default_split_file
+    from qtseg.training.trainer import TrainConfig, train
+
+    if args.imgsz % 32:
+        return fail(f"--imgsz must be a multiple of 32, got {args.imgsz}")
+    split_file = args.split_file or default_split_file(args.data)
+    cfg = TrainConfig(
+        data=args.data, out=args.out, model=args.model, num_classes=args.num_classes, width=args.width,
+        imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, lr=args.lr, weight_decay=args.weight_decay,
+        lr_step=args.lr_step, amp=args.amp, seed=args.seed,
+        split_file=str(split_file) if split_file else None, device=args.device, workers=args.workers,
+        limit=args.limit, max_minutes=args.max_minutes,
+    )
+    try:
+        train(cfg, resume=args.resume)
+    except (ValueError, RuntimeError, KeyError, OSError) as exc:
+        return fail(str(exc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Image and mask reading with one clear error per kind of bad input.
+
+Every image enters qtseg as an ``(H, W, 3)`` uint8 RGB array. Grayscale is
+replicated to three channels, alpha is dropped (not composited), and 16-bit
+images are scaled to 8 bits by dividing by the type's maximum. EXIF
+orientation is *not* applied: the pixels are used as stored, exactly as the
+C++ reader does, so Python and C++ see the same array.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+ImageLike = Union[str, Path, np.ndarray]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class ImageReadError(ValueError):
+    """An image or mask file that cannot be decoded or has an unusable layout."""
+
+
+def _decode(path: Path) -> Image.Image:
+    if not path.is_file():
+        raise ImageReadError(f"image not found: {path}")
+    try:
+        img = Image.open(path)
+        img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ImageReadError(f"cannot decode image {path}: {exc}") from None
+    return img
+
+
+def to_rgb_uint8(array: np.ndarray, source: str = "array") -> np.ndarray:
+    """Convert an image array to ``(H, W, 3)`` uint8 RGB.
+
+    Accepts ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` and ``(H, W, 4)`` arrays
+    of uint8, uint16 or float in [0, 1].
+    """
+    arr = np.asarray(array)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
+        raise ImageReadError(
+            f"{source}: expected an HxW, HxWx1, HxWx3 or HxWx4 image, got shape {arr.shape}"
+        )
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ImageReadError(f"{source}: empty image of shape {arr.shape}")
+    if arr.dtype == np.uint16:
+        arr = (arr.astype(np.float32) * (255.0 / 65535.0) + 0.5).astype(np.uint8)
+    elif np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise ImageReadError(f"{source}: image contains NaN or Inf")
+        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        raise ImageReadError(f"{source}: unsupported image dtype {arr.dtype}")
+    channels = arr.shape[2]
+    if channels == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif channels == 2:  # gray + alpha
+        arr = np.repeat(arr[:, :, :1], 3, axis=2)
+    elif channels == 4:
+        arr = arr[:, :, :3]
+    return np.ascontiguousarray(arr)
+
+
+def read_image(image: ImageLike) -> np.ndarray:
+    """Read a path (or pass through an array) as ``(H, W, 3)`` uint8 RGB."""
+    if isinstance(image, np.ndarray):
+        return to_rgb_uint8(image)
+    path = Path(image)
+    img = _decode(path)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.uint32)
+        arr = (arr.astype(np.float32) * (255.0 / 65535.0) + 0.5).clip(0, 255).astype(np.uint8)
+        return to_rgb_uint8(arr, str(path))
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif img.mode not in ("L", "LA", "RGB", "RGBA"):
+        img = img.convert("RGB")
+    return to_rgb_uint8(np.asarray(img), str(path))
+
+
+def read_mask(path: ImageLike, num_classes: int = 2) -> np.ndarray:
+    """Read a ground-truth mask as an ``(H, W)`` uint8 label map.
+
+    Binary tasks (``num_classes == 2``): foreground is gray value > 127, which
+    handles PNG 0/255 masks, JPEG masks with compression noise and 0/1 label
+    maps stored as 0/255 alike; a mask whose maximum is 1 is read as a 0/1
+    label map. Multi-class tasks: the (first channel) values are class ids
+    and must be < ``num_classes``.
+    """
+    if isinstance(path, np.ndarray):
+        arr = np.asarray(path)
+        source = "mask array"
+    else:
+        img = _decode(Path(path))
+        arr = np.asarray(img.convert("L") if img.mode not in ("L", "I;16", "I") else img)
+        source = str(path)
+    if arr.ndim == 3:
+        arr = arr[:, :, 0]
+    if arr.ndim != 2:
+        raise ImageReadError(f"{source}: mask must be 2-D (or HxWxC), got shape {arr.shape}")
+    if num_classes == 2:
+        if arr.max(initial=0) <= 1:
+            return (arr > 0).astype(np.uint8)
+        return (arr > 127).astype(np.uint8)
+    if arr.max(initial=0) >= num_classes:
+        raise ImageReadError(
+            f"{source}: label {int(arr.max())} out of range for num_classes={num_classes}"
+        )
+    return arr.astype(np.uint8)

@@ -1,0 +1,15 @@
+import pytest
+
+from qtseg.models import UnknownModelError, create, list_models
+
+
+def test_registry_lists_models_and_rejects_unknown():
+    assert "qtseg-v2" in list_models()
+    with pytest.raises(UnknownModelError, match="available: .*qtseg-v2"):
+        create("unet")
+
+
+def test_created_model_records_name_and_config():
+    model = create("qtseg-v2", width=8, img_size=(64, 64), num_classes=3)
+    assert model.model_name == "qtseg-v2"
+    assert model.config.num_classes == 3 and model.config.img_size == (64, 64)
