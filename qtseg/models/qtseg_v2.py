@@ -196,7 +196,7 @@ class DMADecoder(nn.Module):
     def forward(self, feats: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """(F0, F1, F2) -> mask logits (B, num_classes, H/2, W/2)."""
         batch = feats[0].shape[0]
-        tokens = self.query_tokens.weight.unsqueeze(0).expand(batch, -1, -1)
+        tokens = self.query_tokens.weight.unsqueeze(0).repeat(batch, 1, 1)
         carry = None
         for i in (2, 1, 0):
             feat = feats[i] if carry is None else feats[i] + carry
