@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from typing import Any
 
 from qtseg.cli.common import fail
 
@@ -23,7 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--imgsz", type=int, default=512, help="square input size, multiple of 32")
     p.add_argument("--num-classes", type=int, default=2, help="classes including background")
-    p.add_argument("--width", type=int, default=16, help="encoder base width n")
+    p.add_argument("--width", type=int, default=None, help="encoder base width n (QTSeg default 16)")
+    p.add_argument(
+        "--model-config", default=None, metavar="JSON",
+        help='further model config fields as a JSON object, e.g. \'{"depth": 2}\' '
+        "(checked against the model's config; unknown keys are refused)",
+    )
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-5)
     p.add_argument("--lr-step", type=int, default=50, help="multiply the lr by 0.1 every N epochs")
@@ -38,6 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_model_config(text: str | None) -> dict[str, Any]:
+    """``--model-config`` text -> dict (empty when not given).
+
+    Raises:
+        ValueError: not JSON.
+        TypeError: JSON, but not an object.
+    """
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--model-config is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise TypeError(f"--model-config must be a JSON object, got {type(value).__name__}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
@@ -46,17 +71,21 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.imgsz % 32:
         return fail(f"--imgsz must be a multiple of 32, got {args.imgsz}")
+    try:
+        model_config = parse_model_config(args.model_config)
+    except (ValueError, TypeError) as exc:
+        return fail(str(exc))
     split_file = args.split_file or default_split_file(args.data)
     cfg = TrainConfig(
         data=args.data, out=args.out, model=args.model, num_classes=args.num_classes, width=args.width,
         imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, lr=args.lr, weight_decay=args.weight_decay,
-        lr_step=args.lr_step, amp=args.amp, seed=args.seed,
+        lr_step=args.lr_step, amp=args.amp, seed=args.seed, model_config=model_config,
         split_file=str(split_file) if split_file else None, device=args.device, workers=args.workers,
         limit=args.limit, max_minutes=args.max_minutes,
     )
     try:
         train(cfg, resume=args.resume)
-    except (ValueError, RuntimeError, KeyError, OSError) as exc:
+    except (ValueError, TypeError, RuntimeError, KeyError, OSError) as exc:
         return fail(str(exc))
     return 0
 

@@ -73,16 +73,23 @@ class ChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W)."""
+        # The affinity sums H*W products and overflows FP16. Autocast would
+        # cast the matmuls to FP16 even for FP32 operands, so it is switched
+        # off here; outside autocast (export, FP32, explicit FP16 weights)
+        # the plain path is traced.
+        if torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                return self._attend(x)
+        return self._attend(x)
+
+    def _attend(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        flat = x.reshape(b, c, h * w)
-        # The affinity sums H*W products; it is computed in FP32 so that FP16
-        # and autocast runs cannot overflow it.
-        flat32 = flat.float()
+        flat32 = x.reshape(b, c, h * w).float()
         energy = flat32 @ flat32.transpose(1, 2)
         energy = energy.amax(dim=-1, keepdim=True) - energy
         attn = torch.softmax(energy, dim=-1)
         out = (attn @ flat32).to(x.dtype).reshape(b, c, h, w)
-        return self.gamma * out + x
+        return self.gamma.to(x.dtype) * out + x
 
 
 class DualMixLayer(nn.Module):

@@ -24,20 +24,26 @@ from qtseg.checkpoint import save_checkpoint
 from qtseg.data.augment import AugmentConfig, augment_batch
 from qtseg.data.folder import Sample, discover, load_pair, split_samples
 from qtseg.evaluation import EvalResult, evaluate, torch_predictor
-from qtseg.models import create
+from qtseg.models import create, make_config
 from qtseg.preprocess import PreprocessSpec, resize_bilinear
-from qtseg.training.loss import ce_dice_loss
+from qtseg.training.objectives import objective_for
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run depends on (saved in the checkpoint)."""
+    """Everything a training run depends on (saved in the checkpoint).
+
+    ``model_config`` holds further fields of the model's config dataclass
+    (e.g. ``{"depth": 2}``); the fields that have their own setting here
+    (``num_classes``, ``img_size`` via ``imgsz``, ``width``) are refused in it.
+    """
 
     data: str
     out: str = "runs/train"
     model: str = "qtseg-v2"
     num_classes: int = 2
-    width: int = 16
+    width: int | None = None
+    model_config: dict[str, Any] = field(default_factory=dict)
     imgsz: int = 512
     epochs: int = 150
     batch: int = 16
@@ -125,6 +131,40 @@ class FastValidator:
         return float(torch.stack(scores).mean())
 
 
+_OWN_SETTINGS = {"num_classes": "--num-classes", "img_size": "--imgsz", "width": "--width"}
+
+
+def model_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """Config overrides for the model: ``model_config`` + num_classes, img_size, width.
+
+    Raises:
+        ValueError: a ``model_config`` key the model's config does not have, or
+            one that has its own setting (``--num-classes``, ``--imgsz``, ``--width``).
+    """
+    from dataclasses import fields as dc_fields
+
+    from qtseg.models import get_entry
+
+    valid = {f.name for f in dc_fields(get_entry(cfg.model).config_cls)}
+    unknown = sorted(set(cfg.model_config) - valid)
+    if unknown:
+        raise ValueError(
+            f"model {cfg.model} has no config field {', '.join(map(repr, unknown))}; "
+            f"valid: {', '.join(sorted(valid - set(_OWN_SETTINGS)))}"
+        )
+    own = sorted(set(cfg.model_config) & set(_OWN_SETTINGS))
+    if own:
+        raise ValueError(f"set {own[0]!r} with {_OWN_SETTINGS[own[0]]}, not in the model config")
+    kwargs: dict[str, Any] = {**cfg.model_config, "num_classes": cfg.num_classes}
+    if "img_size" in valid:
+        kwargs["img_size"] = (cfg.imgsz, cfg.imgsz)
+    if cfg.width is not None:
+        if "width" not in valid:
+            raise ValueError(f"model {cfg.model} has no 'width' setting; drop --width")
+        kwargs["width"] = cfg.width
+    return kwargs
+
+
 def _lr_at(cfg: TrainConfig, epoch: int) -> float:
     return max(cfg.lr * cfg.lr_gamma ** (epoch // cfg.lr_step), cfg.lr_floor)
 
@@ -147,6 +187,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
 
     gen = _seed_everything(cfg.seed)
     device = _resolve_device(cfg.device)
+    kwargs = model_kwargs(cfg)
+    make_config(cfg.model, **kwargs)  # bad values fail before any data is loaded
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     spec = PreprocessSpec(input_size=(cfg.imgsz, cfg.imgsz), num_classes=cfg.num_classes)
@@ -162,9 +204,10 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     _log(f"loaded {len(xs)} training + {len(splits['val'])} validation images in "
          f"{time.time() - t0:.1f}s onto {device}")
 
-    model = create(cfg.model, num_classes=cfg.num_classes, width=cfg.width, img_size=(cfg.imgsz, cfg.imgsz))
+    model = create(cfg.model, **kwargs)
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    objective = objective_for(cfg.model)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
     amp_dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
     use_amp = cfg.amp and device.type == "cuda"
     start_epoch, best_dice, history = 0, -1.0, []
@@ -191,8 +234,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             idx = order[step * cfg.batch : (step + 1) * cfg.batch]
             images, masks = augment_batch(xs[idx], ys[idx], cfg.augment, gen)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                logits = model(images)
-            loss = ce_dice_loss(logits, masks)
+                loss = objective(model, images, masks)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

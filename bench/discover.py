@@ -1,0 +1,216 @@
+"""Find what to benchmark: artifact directories, checkpoints, and the reference checkpoint of each.
+
+Artifacts are grouped by model: the same model config, the same checkpoint
+weights (``checkpoint_sha256`` of the manifest) and the same preprocessing.
+Each group gets one PyTorch reference, run on the checkpoint recorded in
+the manifests when its weights still hash to the recorded value.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qtseg.backends import MANIFEST_FILENAME, BackendError, read_artifact_manifest
+from qtseg.checkpoint import CheckpointError, file_sha256, read_checkpoint_info
+from qtseg.preprocess import PreprocessSpec
+
+CHECKPOINT_META = "checkpoint.json"
+WEIGHTS = "weights.safetensors"
+
+
+@dataclass
+class Found:
+    """What the command-line paths contain."""
+
+    artifacts: list[Path] = field(default_factory=list)
+    checkpoints: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def discover(paths: list[str | Path]) -> Found:
+    """Artifact and checkpoint directories in ``paths``.
+
+    Each path is an artifact directory (has ``manifest.json``), a checkpoint
+    directory (has ``checkpoint.json``), or a folder whose direct
+    subdirectories are searched (e.g. ``exports/``). Order: as given, then by name.
+    """
+    found = Found()
+    for raw in paths:
+        path = Path(raw)
+        if (path / MANIFEST_FILENAME).is_file():
+            found.artifacts.append(path)
+        elif (path / CHECKPOINT_META).is_file():
+            found.checkpoints.append(path)
+        elif path.is_dir():
+            children = sorted(
+                p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")
+            )
+            arts = [p for p in children if (p / MANIFEST_FILENAME).is_file()]
+            found.artifacts.extend(arts)
+            found.checkpoints.extend(p for p in children if (p / CHECKPOINT_META).is_file())
+            if not arts and not any((p / CHECKPOINT_META).is_file() for p in children):
+                found.problems.append(f"{path}: no artifact (manifest.json) or checkpoint found")
+        else:
+            found.problems.append(f"{path}: not found")
+    return found
+
+
+@dataclass
+class ModelGroup:
+    """Artifacts of one model (config + weights + preprocessing) and its reference checkpoint.
+
+    Attributes:
+        key: short unique id, e.g. ``"qtseg-v2@512x512"``.
+        name: registered model name.
+        config: model config (from the manifest or checkpoint).
+        spec: preprocessing of the group.
+        checkpoint: reference checkpoint directory, ``None`` when not found.
+        checkpoint_note: how the checkpoint was found, or why not.
+        weights: ``"checkpoint"`` or ``"random (seed 0)"``.
+        artifacts: artifact directories.
+        manifests: their manifests (same order).
+    """
+
+    key: str
+    name: str
+    config: dict[str, Any]
+    spec: PreprocessSpec
+    checkpoint: Path | None
+    checkpoint_note: str
+    weights: str = "checkpoint"
+    artifacts: list[Path] = field(default_factory=list)
+    manifests: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Hashes:
+    def __init__(self) -> None:
+        self._cache: dict[Path, str] = {}
+
+    def weights_sha(self, checkpoint: Path) -> str | None:
+        file = checkpoint / WEIGHTS
+        if not file.is_file():
+            return None
+        key = file.resolve()
+        if key not in self._cache:
+            self._cache[key] = file_sha256(file)
+        return self._cache[key]
+
+
+def resolve_checkpoint(
+    manifest: dict[str, Any], artifact: Path, override: Path | None, hashes: _Hashes | None = None
+) -> tuple[Path | None, str]:
+    """The checkpoint an artifact was exported from, verified by its SHA-256.
+
+    Tried in order: ``override`` (``--checkpoint``), the manifest's path (as
+    written, then relative to the artifact directory), the bundled default.
+    """
+    import qtseg
+
+    hashes = hashes or _Hashes()
+    model = manifest.get("model") or {}
+    want = model.get("checkpoint_sha256")
+    recorded = model.get("checkpoint")
+    if override is not None:
+        named = [Path(override)]
+    else:
+        named = [Path(recorded), artifact / recorded] if recorded else []
+    candidates = named if override is not None else [*named, qtseg.DEFAULT_CHECKPOINT]
+    mismatched = []
+    for cand in candidates:
+        got = hashes.weights_sha(cand)
+        if got is None:
+            continue
+        if want and got != want:
+            mismatched.append(str(cand))
+            continue
+        note = "verified" if want else "not recorded in the manifest"
+        return cand, f"{cand} (weights sha256 {note})"
+    problems = []
+    if not named:
+        problems.append("the manifest names no checkpoint")
+    elif not any(str(c) in mismatched for c in named):
+        problems.append(f"reference checkpoint not found: {named[0]}")
+    if mismatched:
+        problems.append(
+            f"weights at {', '.join(mismatched)} differ from the ones the artifact was exported "
+            f"from (sha256 {str(want)[:12]}...)"
+        )
+    return None, "; ".join(problems) + "; pass --checkpoint DIR"
+
+
+def _identity(manifest: dict[str, Any]) -> str:
+    model = manifest.get("model") or {}
+    return json.dumps(
+        [
+            model.get("name"),
+            model.get("config_hash") or model.get("config"),
+            model.get("checkpoint_sha256"),
+            {k: v for k, v in manifest["preprocess"].items()},
+        ],
+        sort_keys=True,
+        default=str,
+    )
+
+
+def _key(name: str, spec: PreprocessSpec, taken: set[str]) -> str:
+    base = f"{name}@{spec.input_size[0]}x{spec.input_size[1]}"
+    key, n = base, 2
+    while key in taken:
+        key, n = f"{base}#{n}", n + 1
+    taken.add(key)
+    return key
+
+
+def group_artifacts(
+    artifacts: list[Path], override: Path | None
+) -> tuple[list[ModelGroup], list[tuple[Path, str]]]:
+    """Group artifacts by model; also ``(path, problem)`` of unreadable manifests."""
+    hashes = _Hashes()
+    groups: dict[str, ModelGroup] = {}
+    taken: set[str] = set()
+    bad: list[tuple[Path, str]] = []
+    for path in artifacts:
+        try:
+            manifest = read_artifact_manifest(path)
+            spec = PreprocessSpec.from_dict(manifest["preprocess"])
+            name = str((manifest.get("model") or {})["name"])
+        except (BackendError, KeyError, TypeError, ValueError) as exc:
+            bad.append((path, f"unreadable manifest: {exc}"))
+            continue
+        ident = _identity(manifest)
+        if ident not in groups:
+            ckpt, note = resolve_checkpoint(manifest, path, override, hashes)
+            groups[ident] = ModelGroup(
+                key=_key(name, spec, taken),
+                name=name,
+                config=dict(manifest["model"].get("config") or {}),
+                spec=spec,
+                checkpoint=ckpt,
+                checkpoint_note=note,
+            )
+        groups[ident].artifacts.append(path)
+        groups[ident].manifests.append(manifest)
+    return list(groups.values()), bad
+
+
+def checkpoint_group(
+    checkpoint: Path, taken: set[str], *, weights: str = "checkpoint"
+) -> ModelGroup:
+    """A group for a bare checkpoint (PyTorch rows only)."""
+    try:
+        info = read_checkpoint_info(checkpoint)
+        spec = PreprocessSpec.load(checkpoint)
+    except (CheckpointError, ValueError) as exc:
+        raise CheckpointError(f"{checkpoint}: {exc}") from None
+    return ModelGroup(
+        key=_key(info.model, spec, taken),
+        name=info.model,
+        config=info.config,
+        spec=spec,
+        checkpoint=checkpoint,
+        checkpoint_note=f"{checkpoint} (given)",
+        weights=weights,
+    )

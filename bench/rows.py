@@ -1,0 +1,513 @@
+"""One benchmark row: open a backend, score it, time it, measure its memory.
+
+:func:`run_row` is what a worker process runs (see :mod:`qtseg.bench.worker`);
+it never raises for a backend problem: a runtime that is missing or a device
+that is absent gives ``status: "not_executed"`` with the reason, anything else
+that goes wrong gives ``status: "error"``. Numbers are only ever those
+measured on the backend named in the row.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtseg.bench.stats import latency_stats, time_calls
+from qtseg.bench.system import current_rss_mb, peak_rss_mb
+from qtseg.bench.torch_variants import REFERENCE_VARIANT, VARIANTS
+from qtseg.export.parity import ParityResult, SampleSet, compare_logits, load_samples, run_logits
+
+from qtseg.backends import (
+    OPENERS,
+    BackendError,
+    BackendUnavailable,
+    NotExecutableHere,
+    open_backend,
+)
+from qtseg.metrics import mean_scores, score_image
+from qtseg.preprocess import PreprocessSpec
+
+# Row statuses (report schema).
+OK, PARITY_FAILED, NOT_EXECUTED, ERROR = "ok", "parity_failed", "not_executed", "error"
+STATUSES = (OK, PARITY_FAILED, NOT_EXECUTED, ERROR)
+REFERENCE_NAME = "torch fp32 (cpu)"
+GATE_KEYS = (
+    "max_abs_diff",
+    "mean_abs_diff",
+    "agreement",
+    "dice_reference",
+    "dice_candidate",
+    "dice_delta_pp",
+)
+# Runtimes that take a thread count through their constructor option ``threads``.
+THREADED_FORMATS = ("onnx", "openvino", "aoti")
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """Everything a worker needs to produce one row (JSON round-trips).
+
+    Attributes:
+        id: unique row id, e.g. ``"qtseg-v2_onnx-fp16@cpu"``.
+        kind: ``"artifact"`` (an export directory) or ``"torch"`` (a checkpoint).
+        path: artifact or checkpoint directory.
+        model_key: the model group of the row (see the report's ``models``).
+        device: ``"cpu"`` or ``"cuda[:N]"`` requested for the run.
+        threads: CPU threads given to the runtime.
+        batches: batch sizes timed.
+        warmup: untimed calls before each timing loop.
+        iters: timed calls per batch size.
+        e2e_iters: timed end-to-end calls (0 = skip).
+        images_dir: folder of images (ground truth in ``../masks``).
+        num_images: images used for accuracy and parity.
+        variant: PyTorch variant (``kind == "torch"``), see :data:`VARIANTS`.
+        reference_logits: ``.npz`` with the PyTorch FP32 CPU logits per image.
+        reference_note: why there is no reference (when ``reference_logits`` is None).
+        preprocess: ``PreprocessSpec`` dict of a PyTorch row (default: the checkpoint's).
+        is_reference: the speed reference of its model group.
+        quiet: no progress lines.
+    """
+
+    id: str
+    kind: str
+    path: str
+    model_key: str
+    device: str
+    threads: int
+    batches: tuple[int, ...]
+    warmup: int
+    iters: int
+    e2e_iters: int
+    images_dir: str
+    num_images: int
+    variant: str = ""
+    reference_logits: str | None = None
+    reference_note: str | None = None
+    preprocess: dict[str, Any] | None = None
+    is_reference: bool = False
+    quiet: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        data = asdict(self)
+        data["batches"] = list(self.batches)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RowSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{**data, "batches": tuple(int(b) for b in data["batches"])})
+
+
+@dataclass
+class _Progress:
+    prefix: str
+    quiet: bool
+    start: float = field(default_factory=time.perf_counter)
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            elapsed = time.perf_counter() - self.start
+            print(f"  [{self.prefix} +{elapsed:.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+# -- reference logits ---------------------------------------------------------------
+def save_logits(path: str | Path, names: list[str], logits: list[np.ndarray]) -> Path:
+    """Write per-image logits (``(1, C, h, w)`` each) and their image names to ``.npz``."""
+    arrays = {f"logits_{i}": a for i, a in enumerate(logits)}
+    np.savez(path, names=np.array(names), **arrays)
+    return Path(path)
+
+
+def load_logits(path: str | Path) -> tuple[list[str], list[np.ndarray]]:
+    """Inverse of :func:`save_logits`."""
+    with np.load(path) as data:
+        names = [str(n) for n in data["names"]]
+        return names, [data[f"logits_{i}"] for i in range(len(names))]
+
+
+# -- helpers ------------------------------------------------------------------------
+def _manifest(path: Path) -> dict[str, Any]:
+    from qtseg.backends import read_artifact_manifest
+
+    return read_artifact_manifest(path)
+
+
+def backend_name(manifest: dict[str, Any]) -> str:
+    """Runtime that executes an artifact of this manifest."""
+    fmt = manifest.get("format")
+    if fmt == "tensorrt":
+        return str(manifest.get("tensorrt", {}).get("library", "tensorrt"))
+    return {"onnx": "onnxruntime", "openvino": "openvino"}.get(str(fmt), str(fmt))
+
+
+def artifact_size_mb(path: Path, manifest: dict[str, Any]) -> float:
+    """MiB of the files the runtime loads (TensorRT: the engine, not its source ONNX)."""
+    files = dict(manifest.get("files", {}))
+    if manifest.get("format") == "tensorrt":
+        files.pop("onnx", None)
+    total = 0
+    for rel in files.values():
+        file = path / rel
+        total += file.stat().st_size if file.is_file() else 0
+        data = file.with_name(file.name + ".data")  # ONNX external data, if any
+        total += data.stat().st_size if data.is_file() else 0
+    return total / 2**20
+
+
+def fixed_device(manifest: dict[str, Any]) -> str | None:
+    """Device kind an artifact is built for (``None``: ONNX, any device its runtime offers).
+
+    OpenVINO IR runs on the CPU here, TensorRT engines on CUDA, AOTInductor
+    packages on the device named in their manifest.
+    """
+    fmt = manifest.get("format")
+    if fmt == "openvino":
+        return "cpu"
+    if fmt == "tensorrt":
+        return "cuda"
+    if fmt == "aoti":
+        return str((manifest.get("aoti") or {}).get("device", "cpu")).split(":")[0]
+    return None
+
+
+def batch_of(x: np.ndarray, batch: int) -> np.ndarray:
+    """``(batch, 3, H, W)`` made of the sample images in turn (real data, never zeros)."""
+    index = [i % x.shape[0] for i in range(batch)]
+    return np.ascontiguousarray(x[index])
+
+
+def infer_per_image(backend: Any, samples: SampleSet, static_batch: int) -> list[np.ndarray]:
+    """``(1, C, h, w)`` logits per sample, as the export gate computes them.
+
+    A static batch other than 1 is filled by repeating images; only the
+    rows belonging to each image are kept.
+    """
+    if static_batch in (-1, 1):
+        return run_logits(backend, samples)
+    out: list[np.ndarray] = []
+    n = samples.x.shape[0]
+    for start in range(0, n, static_batch):
+        index = [min(start + j, n - 1) for j in range(static_batch)]
+        logits = backend.infer(np.ascontiguousarray(samples.x[index]))
+        out.extend(logits[j : j + 1] for j in range(min(static_batch, n - start)))
+    return out
+
+
+def score_accuracy(
+    logits: list[np.ndarray], samples: SampleSet, spec: PreprocessSpec
+) -> dict[str, Any] | None:
+    """Mean Dice/IoU/MAE/accuracy vs ground truth at original size (``None`` without masks)."""
+    if not samples.has_ground_truth:
+        return None
+    scores = [
+        score_image(spec.postprocess(lg, img.shape[:2])[0], mask, spec.num_classes)
+        for lg, img, mask in zip(logits, samples.images, samples.masks)
+    ]
+    return {"num_images": len(scores), **mean_scores(scores).to_dict()}
+
+
+def gate_block(
+    manifest: dict[str, Any], parity: ParityResult | None, names: list[str]
+) -> dict[str, Any] | None:
+    """What the export gate recorded for this artifact, and whether the bench reproduced it.
+
+    ``equal`` is True when the manifest holds a result for the same runtime on
+    the same images and all of :data:`GATE_KEYS` match (relative 1e-9);
+    ``None`` when there is nothing comparable.
+    """
+    block = manifest.get("parity")
+    if not isinstance(block, dict):
+        return None
+    gate_names = (block.get("samples") or {}).get("names")
+    same_images = gate_names == names
+    match = None
+    if parity is not None:
+        match = next(
+            (r for r in block.get("results", []) if r.get("candidate") == parity.candidate), None
+        )
+    equal = None
+    if match is not None and same_images:
+        equal = all(
+            math.isclose(float(match[k]), float(getattr(parity, k)), rel_tol=1e-9, abs_tol=1e-12)
+            for k in GATE_KEYS
+        )
+    return {
+        "verified": block.get("verified"),
+        "passed": block.get("passed"),
+        "same_images": same_images,
+        "result": {k: match.get(k) for k in ("label", "candidate", *GATE_KEYS)} if match else None,
+        "equal": equal,
+    }
+
+
+# -- the row ------------------------------------------------------------------------
+def _base_row(spec: RowSpec) -> dict[str, Any]:
+    return {
+        "id": spec.id,
+        "model": spec.model_key,
+        "kind": spec.kind,
+        "backend": "torch",
+        "variant": spec.variant or None,
+        "format": "checkpoint" if spec.kind == "torch" else None,
+        "target": f"torch-{spec.variant}" if spec.kind == "torch" else None,
+        "precision": VARIANTS[spec.variant].precision if spec.kind == "torch" else None,
+        "device": spec.device,
+        "artifact": spec.path,
+        "is_reference": spec.is_reference,
+        "status": ERROR,
+        "reason": None,
+        "notes": [],
+        "threads": spec.threads,
+        "size_mb": None,
+        "accuracy": None,
+        "parity": None,
+        "export_gate": None,
+        "latency": [],
+        "e2e": None,
+        "memory": {"peak_rss_mb": None, "rss_before_load_mb": None, "peak_gpu_allocated_mb": None},
+        "describe": None,
+        "seconds": None,
+    }
+
+
+def _open(spec: RowSpec, manifest: dict[str, Any] | None, pre: PreprocessSpec) -> Any:
+    if spec.kind == "torch":
+        size = tuple(pre.input_size)
+        if spec.variant == REFERENCE_VARIANT and spec.device == "cpu":
+            # the export gate's reference backend
+            return open_backend(spec.path, device="cpu", input_size=size)
+        if not spec.device.startswith("cuda"):
+            raise NotExecutableHere(f"torch variant {spec.variant} needs a CUDA device")
+        from qtseg.bench.torch_variants import TorchVariantBackend
+
+        return TorchVariantBackend(
+            spec.path, variant=spec.variant, device=spec.device, input_size=size
+        )
+    assert manifest is not None
+    fmt = manifest["format"]
+    if fmt not in OPENERS:
+        raise NotExecutableHere(f"this qtseg has no backend for artifact format {fmt!r}")
+    fixed = fixed_device(manifest)
+    if fixed is not None and fixed != spec.device.split(":")[0]:
+        # rows of one report run on one device kind; the artifact belongs to another table
+        raise NotExecutableHere(f"{fmt} artifact runs on {fixed}; run qtseg-bench --device {fixed}")
+    options = {"threads": spec.threads} if fmt in THREADED_FORMATS else {}
+    try:
+        return open_backend(spec.path, device=spec.device, **options)
+    except (BackendUnavailable, NotExecutableHere):
+        raise
+    except BackendError as exc:
+        if fmt == "tensorrt":  # engine built for another GPU or TensorRT version: cannot run here
+            raise NotExecutableHere(str(exc)) from None
+        raise
+
+
+def _static_batch(backend: Any) -> int:
+    return int(backend.input_metadata()[0].shape[0])
+
+
+def _time_batches(
+    spec: RowSpec,
+    backend: Any,
+    samples: SampleSet,
+    max_batch: int | None,
+    log: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    static = _static_batch(backend)
+    device_timer = hasattr(backend, "device_call")
+    entries = []
+    for b in spec.batches:
+        entry: dict[str, Any] = {
+            "batch": b,
+            "status": OK,
+            "reason": None,
+            "timer": "cuda_events" if device_timer else "perf_counter",
+        }
+        if static > 0 and static != b:
+            entry.update(
+                status=NOT_EXECUTED,
+                reason=f"artifact has a static batch of {static} (export with --dynamic-batch {b})",
+            )
+        elif max_batch and b > max_batch:
+            entry.update(status=NOT_EXECUTED, reason=f"artifact allows batch <= {max_batch}")
+        else:
+            x = batch_of(samples.x, b)
+            log(f"batch {b}: {spec.warmup} warm-up + {spec.iters} timed calls")
+            try:
+                if device_timer:
+                    from qtseg.bench.cuda_timing import time_cuda
+
+                    durations = time_cuda(
+                        backend.device_call(x), warmup=spec.warmup, iters=spec.iters
+                    )
+                else:
+                    durations = time_calls(
+                        lambda x=x: backend.infer(x), warmup=spec.warmup, iters=spec.iters
+                    )
+                entry.update(latency_stats(durations, b).to_dict())
+            except Exception as exc:  # noqa: BLE001 - e.g. out of memory at a large batch: keep the row
+                entry.update(status=ERROR, reason=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        entries.append(entry)
+    return entries
+
+
+def _time_e2e(
+    spec: RowSpec, backend: Any, samples: SampleSet, pre: PreprocessSpec
+) -> dict[str, Any]:
+    """Decoded uint8 RGB image(s) in -> label map(s) at original size out, host clock."""
+    static = _static_batch(backend)
+    batch = static if static > 0 else 1
+    counter = itertools.count()
+    images = samples.images
+
+    def call() -> None:
+        k = next(counter)
+        chosen = [images[(k * batch + j) % len(images)] for j in range(batch)]
+        logits = backend.infer(pre.preprocess(chosen))
+        for img, lg in zip(chosen, logits):
+            pre.postprocess(lg, img.shape[:2])
+
+    durations = time_calls(call, warmup=min(spec.warmup, 2), iters=spec.e2e_iters)
+    return {
+        **latency_stats(durations, batch).to_dict(),
+        "status": OK,
+        "reason": None,
+        "timer": "perf_counter",
+        "includes": "preprocess (uint8 RGB, resize, normalize) + inference + postprocess "
+        "(resize logits to original size, arg-max); JPEG decoding excluded",
+    }
+
+
+def _gpu_reset(spec: RowSpec) -> None:
+    if spec.kind == "torch" and spec.device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+
+
+def run_row(spec: RowSpec) -> dict[str, Any]:
+    """Produce one report row (see docs/bench.md for the fields)."""
+    start = time.perf_counter()
+    row = _base_row(spec)
+    log = _Progress(spec.id, spec.quiet)
+    try:
+        _fill_row(spec, row, log)
+    except (BackendUnavailable, NotExecutableHere) as exc:
+        row.update(status=NOT_EXECUTED, reason=getattr(exc, "reason", None) or str(exc))
+    except Exception as exc:  # noqa: BLE001 - a broken artifact is one row, not a crashed bench
+        row.update(
+            status=ERROR, reason=f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500]
+        )
+    row["memory"]["peak_rss_mb"] = peak_rss_mb()
+    row["seconds"] = round(time.perf_counter() - start, 2)
+    if row["status"] == NOT_EXECUTED:
+        # a row that did not run carries no numbers of any kind
+        row.update(accuracy=None, parity=None, latency=[], e2e=None)
+        row["memory"] = {k: None for k in row["memory"]}
+    log(f"{row['status']}" + (f": {row['reason']}" if row["reason"] else ""))
+    return row
+
+
+def _fill_row(spec: RowSpec, row: dict[str, Any], log: Callable[[str], None]) -> None:
+    path = Path(spec.path)
+    manifest = None
+    if spec.kind == "artifact":
+        manifest = _manifest(path)
+        pre = PreprocessSpec.from_dict(manifest["preprocess"])
+        row.update(
+            backend=backend_name(manifest),
+            format=manifest["format"],
+            target=manifest.get("target"),
+            precision=manifest.get("precision", "fp32"),
+            size_mb=artifact_size_mb(path, manifest),
+            device=spec.device,
+        )
+        max_batch = (manifest.get("export") or {}).get("dynamic_batch_max")
+    else:
+        pre = (
+            PreprocessSpec.from_dict(spec.preprocess)
+            if spec.preprocess
+            else PreprocessSpec.load(path)
+        )
+        weights = path / "weights.safetensors"
+        row["size_mb"] = weights.stat().st_size / 2**20 if weights.is_file() else None
+        max_batch = None
+        if spec.device == "cpu":
+            import torch
+
+            torch.set_num_threads(spec.threads)
+    row["memory"]["rss_before_load_mb"] = current_rss_mb()
+    _gpu_reset(spec)
+    log(f"open {row['backend']} {row['precision']} on {row['device']}")
+    with _open(spec, manifest, pre) as backend:
+        row["describe"] = json.loads(json.dumps(backend.describe(), default=str))
+        samples = load_samples(spec.images_dir, pre, limit=spec.num_images)
+        log(f"accuracy and parity on {len(samples.names)} images")
+        logits = infer_per_image(backend, samples, _static_batch(backend))
+        row["accuracy"] = score_accuracy(logits, samples, pre)
+        parity = None
+        if spec.reference_logits:
+            ref_names, ref_logits = load_logits(spec.reference_logits)
+            if ref_names != samples.names:
+                raise BackendError("reference logits were computed on other images")
+            parity = compare_logits(
+                ref_logits,
+                logits,
+                samples,
+                pre,
+                precision=row["precision"],
+                label=spec.id,
+                reference_name=REFERENCE_NAME,
+                candidate_name=_candidate_name(backend),
+            )
+            row["parity"] = parity.to_dict()
+        elif spec.reference_note:
+            row["notes"].append(f"no parity: {spec.reference_note}")
+        if manifest is not None:
+            row["export_gate"] = gate_block(manifest, parity, samples.names)
+        row["latency"] = _time_batches(spec, backend, samples, max_batch, log)
+        if spec.e2e_iters > 0:
+            log(f"end-to-end: {spec.e2e_iters} timed calls")
+            row["e2e"] = _time_e2e(spec, backend, samples, pre)
+        if hasattr(backend, "peak_memory_mb"):
+            row["memory"]["peak_gpu_allocated_mb"] = backend.peak_memory_mb()
+    if parity is not None and not parity.passed:
+        row.update(status=PARITY_FAILED, reason="; ".join(parity.failures))
+    else:
+        row["status"] = OK
+
+
+def _candidate_name(backend: Any) -> str:
+    info = backend.describe()
+    return f"{info.get('backend', '?')} ({info.get('device', '?')})"
+
+
+def failed_row(spec: RowSpec, status: str, reason: str) -> dict[str, Any]:
+    """A row decided without running it (not executable, worker crashed, timed out)."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    row = _base_row(spec)
+    if spec.kind == "artifact":
+        try:
+            manifest = _manifest(Path(spec.path))
+            row.update(
+                backend=backend_name(manifest),
+                format=manifest.get("format"),
+                target=manifest.get("target"),
+                precision=manifest.get("precision"),
+                device=spec.device,
+            )
+        except BackendError:
+            pass
+    row.update(status=status, reason=reason)
+    return row

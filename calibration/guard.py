@@ -1,0 +1,273 @@
+"""Accuracy guard for INT8 artifacts, with a sensitivity search when it fails.
+
+The guard scores the FP32 reference and an INT8 candidate on held-out images
+(the dataset's ``val`` split by default; never calibration images) at each
+image's original size, and passes when the candidate's mean Dice is at most
+``max_dice_drop_pp`` percentage points below the reference's.
+
+When it fails, layer groups (blocks of the network, matched by node-name
+patterns) are ranked by how much keeping each one in float alone reduces the
+logit error on a few probe images ("leave one group out"); the most
+sensitive groups are then kept in float one at a time, re-scoring the whole
+held-out set after each, until the budget holds or ``max_kept`` is reached.
+
+Runtime-neutral: candidates come from a ``build(kept_groups) -> predictor``
+callable supplied by the INT8 target (ONNX Runtime, OpenVINO, ...).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from qtseg.data.folder import Sample, load_pair
+from qtseg.metrics import mask_agreement, score_image
+from qtseg.preprocess import PreprocessSpec
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+"""``(1, 3, H, W) float32 -> (1, C, H, W) float32`` logits."""
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    """Budget and search limits.
+
+    Attributes:
+        max_dice_drop_pp: largest allowed mean-Dice drop vs FP32, percentage points.
+        probe_images: held-out images used to rank layer groups.
+        max_kept: most layer groups kept in float before the guard gives up.
+    """
+
+    max_dice_drop_pp: float = 0.5
+    probe_images: int = 8
+    max_kept: int = 8
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LayerGroup:
+    """A block of the network: every node whose name matches ``pattern`` (regex, ``re.match``)."""
+
+    name: str
+    pattern: str
+
+    def select(self, names: Sequence[str]) -> list[str]:
+        """The members of ``names`` in this group."""
+        rx = re.compile(self.pattern)
+        return [n for n in names if rx.match(n)]
+
+
+@dataclass
+class HeldOut:
+    """Preprocessed held-out images with their ground truth.
+
+    Attributes:
+        names: sample names.
+        x: ``(N, 3, H, W)`` float32 model inputs.
+        sizes: original ``(height, width)`` per image.
+        truth: ground-truth label maps at original size.
+        source: where the images came from (for the report).
+    """
+
+    names: list[str]
+    x: np.ndarray
+    sizes: list[tuple[int, int]]
+    truth: list[np.ndarray]
+    source: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, samples: Sequence[Sample], spec: PreprocessSpec, *, source: dict[str, Any] | None = None) -> "HeldOut":
+        """Read and preprocess image/mask pairs."""
+        if not samples:
+            raise ValueError("the accuracy guard needs at least one held-out image")
+        x = np.empty((len(samples), 3, *spec.input_size), dtype=np.float32)
+        sizes, truth = [], []
+        for i, sample in enumerate(samples):
+            image, mask = load_pair(sample, spec.num_classes)
+            x[i] = spec.preprocess_one(image)
+            sizes.append(image.shape[:2])
+            truth.append(mask)
+        return cls([s.name for s in samples], x, sizes, truth, dict(source or {}))
+
+    def probe_indices(self, count: int) -> list[int]:
+        """``count`` evenly spaced image indices."""
+        count = max(1, min(count, len(self.names)))
+        return sorted({int(i) for i in np.linspace(0, len(self.names) - 1, count)})
+
+
+@dataclass
+class Scores:
+    """Mean Dice/IoU of one predictor, its masks, and agreement with the reference masks."""
+
+    dice: float
+    iou: float
+    per_image_dice: list[float]
+    masks: list[np.ndarray]
+    agreement: float | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Summary numbers (no masks)."""
+        return {
+            "dice": self.dice,
+            "iou": self.iou,
+            "agreement": self.agreement,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def score(predict: Predictor, held: HeldOut, spec: PreprocessSpec, reference: Scores | None = None) -> Scores:
+    """Run ``predict`` on every held-out image and score it at original size."""
+    start = time.perf_counter()
+    dices, ious, masks, agree = [], [], [], []
+    for i in range(len(held.names)):
+        logits = predict(held.x[i : i + 1])
+        mask = spec.postprocess(logits, held.sizes[i])[0]
+        s = score_image(mask, held.truth[i], spec.num_classes)
+        dices.append(s.dice)
+        ious.append(s.iou)
+        masks.append(mask)
+        if reference is not None:
+            agree.append(mask_agreement(mask, reference.masks[i]))
+    return Scores(
+        dice=float(np.mean(dices)),
+        iou=float(np.mean(ious)),
+        per_image_dice=dices,
+        masks=masks,
+        agreement=float(np.mean(agree)) if agree else None,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def logit_error(predict: Predictor, held: HeldOut, indices: Sequence[int], reference: list[np.ndarray]) -> float:
+    """Normalised squared logit error ``sum((y - y_ref)^2) / sum(y_ref^2)`` over probe images."""
+    num, den = 0.0, 0.0
+    for i, ref in zip(indices, reference):
+        out = predict(held.x[i : i + 1]).astype(np.float64)
+        num += float(((out - ref) ** 2).sum())
+        den += float((ref**2).sum())
+    return num / max(den, 1e-30)
+
+
+@dataclass
+class GuardReport:
+    """Everything the manifest records about the guard."""
+
+    config: dict[str, Any]
+    held_out: dict[str, Any]
+    reference: dict[str, Any]
+    initial: dict[str, Any]
+    final: dict[str, Any]
+    kept_float: list[str]
+    passed: bool
+    sensitivity: list[dict[str, Any]] = field(default_factory=list)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line for the CLI."""
+        verdict = "PASS" if self.passed else "FAIL"
+        kept = ", ".join(self.kept_float) or "none"
+        return (
+            f"{verdict} accuracy guard on {self.held_out.get('count')} held-out images: Dice "
+            f"{100 * self.final['dice']:.2f}% vs FP32 {100 * self.reference['dice']:.2f}% "
+            f"(drop {self.final['drop_pp']:+.3f} pp, budget {self.config['max_dice_drop_pp']} pp), "
+            f"agreement {100 * (self.final['agreement'] or 0):.3f}%; kept in float: {kept}"
+        )
+
+
+def _result(scores: Scores, reference: Scores) -> dict[str, Any]:
+    out = scores.to_dict()
+    out["drop_pp"] = 100.0 * (reference.dice - scores.dice)
+    return out
+
+
+def run_guard(
+    reference: Scores,
+    build: Callable[[tuple[str, ...]], Predictor],
+    groups: Sequence[LayerGroup],
+    held: HeldOut,
+    spec: PreprocessSpec,
+    *,
+    config: GuardConfig = GuardConfig(),
+    reference_predict: Predictor | None = None,
+    log: Log | None = None,
+) -> GuardReport:
+    """Check a candidate against the budget; search layer groups to keep in float if needed.
+
+    Args:
+        reference: FP32 scores on ``held`` (from :func:`score`).
+        build: ``kept group names -> predictor`` of the INT8 candidate with
+            those groups in float (``()`` = fully quantized). The caller keeps
+            the artifact built for ``report.kept_float``.
+        groups: candidate groups for the sensitivity search.
+        held: the held-out images.
+        spec: preprocessing (for postprocessing to original size).
+        config: budget and limits.
+        reference_predict: FP32 predictor (needed only for the search's probe logits).
+        log: receives progress lines.
+
+    Returns:
+        The report; ``kept_float`` lists the groups kept in float, in order.
+    """
+    say = log or (lambda _m: None)
+    start = time.perf_counter()
+    budget = config.max_dice_drop_pp
+    candidate = score(build(()), held, spec, reference)
+    initial = _result(candidate, reference)
+    say(f"INT8 Dice {100 * candidate.dice:.2f}% vs FP32 {100 * reference.dice:.2f}% (drop {initial['drop_pp']:+.3f} pp)")
+    report = GuardReport(
+        config=config.to_dict(),
+        held_out={"count": len(held.names), **held.source},
+        reference=reference.to_dict(),
+        initial=initial,
+        final=initial,
+        kept_float=[],
+        passed=initial["drop_pp"] <= budget,
+    )
+    if report.passed or not groups:
+        if not report.passed:
+            say("no layer groups to search; the guard fails")
+        report.seconds = time.perf_counter() - start
+        return report
+    if reference_predict is None:
+        raise ValueError("the sensitivity search needs reference_predict")
+
+    probe = held.probe_indices(config.probe_images)
+    ref_logits = [reference_predict(held.x[i : i + 1]).astype(np.float64) for i in probe]
+    base_error = logit_error(build(()), held, probe, ref_logits)
+    say(f"sensitivity search over {len(groups)} layer groups on {len(probe)} probe images (error {base_error:.3e})")
+    table = []
+    for group in groups:
+        err = logit_error(build((group.name,)), held, probe, ref_logits)
+        table.append({"group": group.name, "error_kept_float": err, "gain": base_error - err})
+        say(f"  {group.name}: error {err:.3e} (gain {100 * (base_error - err) / max(base_error, 1e-30):+.1f}%)")
+    table.sort(key=lambda r: -r["gain"])
+    report.sensitivity = [{"base_error": base_error, **r} for r in table]
+    kept: list[str] = []
+    for row in table[: config.max_kept]:
+        if row["gain"] <= 0:
+            break
+        kept.append(row["group"])
+        result = _result(score(build(tuple(kept)), held, spec, reference), reference)
+        report.rounds.append({"kept_float": list(kept), **result})
+        say(f"keep {', '.join(kept)} in float: drop {result['drop_pp']:+.3f} pp")
+        report.final = result
+        if result["drop_pp"] <= budget:
+            break
+    report.kept_float = kept
+    report.passed = report.final["drop_pp"] <= budget
+    report.seconds = time.perf_counter() - start
+    return report

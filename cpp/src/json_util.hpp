@@ -1,0 +1,30 @@
+// Internal: typed access to nlohmann::json values with SpecError messages
+// that name the file and the key.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "qtseg/errors.hpp"
+
+namespace qtseg::detail {
+
+using Json = nlohmann::json;
+
+/// Parse text; SpecError "malformed <source>: ..." on a syntax error.
+Json parse_json(const std::string& text, const std::string& source);
+
+/// The value at `key` of an object; SpecError if absent.
+const Json& require(const Json& object, const std::string& key, const std::string& source);
+
+std::string as_string(const Json& value, const std::string& what, const std::string& source);
+double as_number(const Json& value, const std::string& what, const std::string& source);
+int64_t as_integer(const Json& value, const std::string& what, const std::string& source);
+std::vector<int64_t> as_shape(const Json& value, const std::string& what, const std::string& source);
+
+/// Whole file as a string; ArtifactError if it cannot be opened.
+std::string read_text_file(const std::string& path, const std::string& what);
+
+}  // namespace qtseg::detail

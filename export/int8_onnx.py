@@ -1,0 +1,174 @@
+"""``onnx-int8``: explicit QDQ graph calibrated on a calibration set, accuracy-guarded.
+
+Ranges come from ONNX Runtime on the FP32 graph (one pass over the set);
+the QDQ graph is then written from the range table, scored against FP32
+PyTorch on the held-out images, and, when it costs more than the budget,
+re-written with the most sensitive layer groups kept in float
+(:func:`qtseg.calibration.run_guard`). The TensorRT INT8 targets reuse the
+guarded graph of the same job (:func:`guarded_qdq`), so every INT8 artifact
+of a run carries the same scales.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qtseg.atomic import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from qtseg.calibration import GuardReport
+    from qtseg.export.pipeline import BuildResult, ExportJob
+    from qtseg.export.targets import Target
+
+MODEL_FILENAME = "model.onnx"
+QDQ_KEY = "qdq"
+# Written into the manifest for ONNX Runtime: lets its x86 CPU kernels fuse
+# INT8 (s8s8) QDQ convolutions; without it they run DQ -> float Conv -> Q.
+ORT_SESSION_CONFIG = {"session.qdqisint8allowed": "1"}
+
+
+@dataclass
+class GuardedQdq:
+    """The job's guarded QDQ graph.
+
+    Attributes:
+        path: the QDQ ONNX file (ONNX Runtime form, INT32 biases).
+        method: calibration method label.
+        ranges: range-table file and calibration stats.
+        quantization: scheme and node counts.
+        guard: the accuracy-guard report.
+        excluded: node names kept in float.
+    """
+
+    path: Path
+    method: str
+    ranges: dict[str, Any]
+    quantization: dict[str, Any]
+    guard: "GuardReport"
+    excluded: list[str]
+
+
+def _ort_predictor(path: Path) -> Any:
+    from qtseg.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    backend = OnnxRuntimeBackend(path, device="cpu")
+    return backend.infer
+
+
+def guarded_qdq(job: "ExportJob", out_dir: Path) -> GuardedQdq:
+    """Calibrate, quantize and guard the job's FP32 graph once; cached on the job."""
+    from qtseg.calibration import GuardConfig, run_guard
+    from qtseg.calibration.methods import CalibrationMethod
+    from qtseg.calibration.onnx_qdq import QdqSettings, calibrate_ranges, keep_float, qdq_counts, quantize_qdq
+    from qtseg.export.int8_context import excluded_nodes, int8_context
+
+    ctx = int8_context(job, out_dir)
+    if QDQ_KEY in ctx.cache:
+        return ctx.cache[QDQ_KEY]
+    import onnx
+
+    method = CalibrationMethod.parse(ctx.options.calib_method)
+    settings = QdqSettings()
+    fp32 = job.graph_file("fp32")
+    work = Path(job._workdir.name) / "int8"
+    work.mkdir(exist_ok=True)
+    table = work / f"ranges-{method.label.replace(':', '-')}.json"
+    with job.progress.step(f"calibrate ranges on {len(ctx.calib)} images ({method.label}, onnxruntime)"):
+        ranges = calibrate_ranges(fp32, ctx.calib, method, table, settings=settings, workdir=work)
+    job.progress.info(f"ranges of {ranges['tensors']} tensors in {ranges['seconds']} s")
+    full = work / "qdq-full.onnx"
+    with job.progress.step("quantize: INT8 QDQ graph from the range table"):
+        info = quantize_qdq(fp32, full, table, method, settings=settings)
+    float_model, qdq_model = onnx.load(str(fp32)), onnx.load(str(full))
+    names = [n.name for n in float_model.graph.node]
+    built: dict[tuple[str, ...], tuple[Path, list[str]]] = {(): (full, [])}
+
+    def build(kept: tuple[str, ...]) -> Any:
+        key = tuple(sorted(kept))
+        if key not in built:
+            exclude = excluded_nodes(ctx.groups, key, names)
+            path = work / f"qdq-{len(built)}.onnx"
+            onnx.save(keep_float(qdq_model, float_model, exclude), str(path))
+            built[key] = (path, exclude)
+        return _ort_predictor(built[key][0])
+
+    config = GuardConfig(max_dice_drop_pp=ctx.options.max_dice_drop, max_kept=ctx.options.max_kept)
+    groups = ctx.groups if ctx.options.search else []
+    with job.progress.step(f"accuracy guard (onnxruntime, budget {config.max_dice_drop_pp} pp)"):
+        report = run_guard(
+            ctx.reference, build, groups, ctx.held, job.spec, config=config,
+            reference_predict=_ort_predictor(fp32), log=job.progress.info,
+        )
+    job.progress.info(report.summary())
+    if not report.passed:
+        raise RuntimeError(f"INT8 accuracy guard failed: {report.summary()}")
+    build(tuple(report.kept_float))
+    path, exclude = built[tuple(sorted(report.kept_float))]
+    info.update(qdq_counts(path), excluded_nodes=len(exclude))
+    result = GuardedQdq(
+        path=path,
+        method=method.label,
+        ranges={"table": table.name, **ranges},
+        quantization={**settings.to_dict(), **info},
+        guard=report,
+        excluded=exclude,
+    )
+    ctx.cache[QDQ_KEY] = result
+    return result
+
+
+def stamped_bytes(job: "ExportJob", model: Any, *, set_id: str, form: str) -> bytes:
+    """Serialize ``model`` with the job's metadata_props, marked INT8 + calibration set."""
+    from qtseg.export import onnx_graph
+
+    items = job.onnx_metadata("fp32", model)
+    items.update({"precision": "int8", "graph": f"int8-qdq ({form})", "calibration_set": set_id})
+    onnx_graph.set_metadata(model, items)
+    return onnx_graph.serialize(model)
+
+
+def int8_extra(job: "ExportJob", qdq: GuardedQdq, *, form: str) -> dict[str, Any]:
+    """Manifest items shared by the INT8 targets built from the QDQ graph."""
+    from qtseg.export.int8_context import CONTEXT_KEY
+
+    ctx = job.notes[CONTEXT_KEY]
+    extra = job.graph_extra("fp32")
+    extra["calibration"] = ctx.calibration_summary(qdq.method, {"ranges": qdq.ranges})
+    extra["int8"] = {
+        "form": form,
+        "quantization": qdq.quantization,
+        "kept_float": {"groups": qdq.guard.kept_float, "nodes": qdq.excluded},
+        "accuracy_guard": qdq.guard.to_dict(),
+        "options": ctx.options.to_dict(),
+    }
+    return extra
+
+
+def build(job: "ExportJob", target: "Target", staging: Path) -> "BuildResult":
+    """Write the guarded QDQ ``model.onnx`` into ``staging``; parity runs it on ONNX Runtime."""
+    import onnx
+
+    from qtseg.export.pipeline import BuildResult
+
+    qdq = guarded_qdq(job, staging.parent)
+    model = onnx.load(str(qdq.path))
+    from qtseg.export.int8_context import CONTEXT_KEY
+
+    set_id = job.notes[CONTEXT_KEY].calib.set_id
+    data = stamped_bytes(job, model, set_id=set_id, form="onnxruntime: int32 bias")
+    path = staging / MODEL_FILENAME
+    with job.progress.step(f"write {MODEL_FILENAME} ({len(data) / 1e6:.1f} MB, INT8 QDQ)"):
+        atomic_write_bytes(path, data)
+    inputs, outputs = job.graph_io("fp32")
+    extra = int8_extra(job, qdq, form="onnxruntime (int32 biases)")
+    extra["onnxruntime"] = {"session_config": dict(ORT_SESSION_CONFIG)}
+    return BuildResult(
+        files={"model": MODEL_FILENAME},
+        inputs=inputs,
+        outputs=outputs,
+        checks=[job.ort_check(path, f"{MODEL_FILENAME} (INT8 QDQ) on onnxruntime CPU")],
+        extra=extra,
+        built=f"INT8 QDQ graph written ({qdq.guard.summary()})",
+    )

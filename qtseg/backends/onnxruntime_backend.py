@@ -1,0 +1,95 @@
+"""ONNX Runtime backend (CPU by default, CUDA when the GPU build is installed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qtseg.backends.base import Backend, BackendError, BackendUnavailable, TensorMeta
+
+_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
+_DEVICE_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def _shape(dims: list[Any]) -> tuple[int, ...]:
+    return tuple(d if isinstance(d, int) and d >= 0 else -1 for d in dims)
+
+
+class OnnxRuntimeBackend(Backend):
+    """Run an ``.onnx`` file with ONNX Runtime.
+
+    Arguments:
+        model: path of the ``.onnx`` file.
+        device: ``"cpu"`` or ``"cuda"`` (needs ``onnxruntime-gpu``).
+        precision: precision label reported by :meth:`describe`.
+        threads: intra-op threads (0 = runtime default).
+        optimize: apply ONNX Runtime's full graph optimizations (default on).
+    """
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        device: str = "cpu",
+        precision: str = "fp32",
+        threads: int = 0,
+        optimize: bool = True,
+    ) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BackendUnavailable("onnxruntime", "ort") from None
+        super().__init__(artifact=model, precision=precision)
+        kind = device.split(":")[0]
+        if kind not in _DEVICE_PROVIDERS:
+            raise BackendError(f"onnxruntime backend: unsupported device {device!r} (cpu or cuda)")
+        provider = _DEVICE_PROVIDERS[kind]
+        if provider not in ort.get_available_providers():
+            raise BackendUnavailable(
+                "onnxruntime-gpu", "ort", f"{provider} is not in this onnxruntime build"
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads)
+        options.log_severity_level = 3
+        if not optimize:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        providers: list[Any] = [provider]
+        if kind == "cuda" and ":" in device:
+            providers = [(provider, {"device_id": int(device.split(":")[1])})]
+        try:
+            self.session = ort.InferenceSession(str(model), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's pybind errors share no base class
+            raise BackendError(f"onnxruntime could not load {model}: {exc}") from None
+        self._ort = ort
+        self.device = device
+        self._inputs = [
+            TensorMeta(i.name, _shape(i.shape), _ORT_DTYPES.get(i.type, i.type))
+            for i in self.session.get_inputs()
+        ]
+        self._outputs = [
+            TensorMeta(o.name, _shape(o.shape), _ORT_DTYPES.get(o.type, o.type))
+            for o in self.session.get_outputs()
+        ]
+
+    def input_metadata(self) -> list[TensorMeta]:
+        return list(self._inputs)
+
+    def output_metadata(self) -> list[TensorMeta]:
+        """Outputs of the loaded graph."""
+        return list(self._outputs)
+
+    def _infer(self, x: np.ndarray) -> np.ndarray:
+        feed = x.astype(np.float16) if self._inputs[0].dtype == "float16" else x
+        out = self.session.run([self._outputs[0].name], {self._inputs[0].name: feed})[0]
+        return out.astype(np.float32, copy=False)
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "providers": self.session.get_providers(),
+            "versions": {"onnxruntime": self._ort.__version__},
+        }

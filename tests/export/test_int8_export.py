@@ -1,0 +1,133 @@
+"""End to end INT8 exports: calibration set -> guarded artifacts -> reload -> predict.
+
+The tiny random-weight checkpoint exercises the mechanics of every INT8
+target (its logits are near zero everywhere, so its masks are noise and the
+parity gate is off for it); the bundled trained checkpoint at 512x512 runs
+the real thing: parity gate on, accuracy guard with the default budget.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+import qtseg
+from qtseg.backends import open_backend
+from qtseg.checkpoint import load_checkpoint
+from qtseg.export.int8_context import Int8Options
+from qtseg.export.int8_targets import INT8_TARGETS
+from qtseg.export.manifest import read_manifest
+from qtseg.export.pipeline import ExportJob, ExportOptions, Progress, export_target
+
+pytestmark = pytest.mark.slow
+TARGETS = {t.name: t for t in INT8_TARGETS}
+BUILT_HERE = [t.name for t in INT8_TARGETS if not t.missing()]
+
+
+def run_int8(checkpoint: Path, out: Path, names: list[str], *, verify: bool, **int8) -> dict:
+    model, spec, info = load_checkpoint(checkpoint)
+    job = ExportJob(model, spec, info, ExportOptions(verify=verify), progress=Progress(quiet=True))
+    job.notes["int8"] = Int8Options(**int8)
+    try:
+        return {name: export_target(job, TARGETS[name], out) for name in names}
+    finally:
+        job.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_int8(tiny_checkpoint, kvasir_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8")
+    outcomes = run_int8(tiny_checkpoint, out, BUILT_HERE, verify=False, calib=str(kvasir_dir), calib_size=8,
+                        guard_limit=6, max_dice_drop=100.0)
+    return out, outcomes
+
+
+def test_every_installed_int8_target_builds(tiny_int8):
+    out, outcomes = tiny_int8
+    assert {"onnx-int8", "openvino-int8", "trtrtx-int8"} <= set(BUILT_HERE)
+    for name, outcome in outcomes.items():
+        assert outcome.status == "ok", outcome.message
+        manifest = read_manifest(out / f"qtseg-v2_{name}")
+        assert manifest["precision"] == "int8" and manifest["target"] == name
+        guard = manifest["int8"]["accuracy_guard"]
+        assert guard["passed"] and guard["held_out"]["split"] == "val" and guard["held_out"]["count"] == 6
+        assert set(guard["reference"]) >= {"dice", "iou"}
+
+
+def test_one_calibration_set_recorded_everywhere(tiny_int8, kvasir_dir):
+    out, outcomes = tiny_int8
+    ids = {read_manifest(out / f"qtseg-v2_{n}")["calibration"]["set_id"] for n in outcomes}
+    assert len(ids) == 1
+    set_id = ids.pop()
+    saved = out / "calibration" / set_id
+    calib = json.loads((saved / "manifest.json").read_text())
+    assert calib["set_id"] == set_id and calib["count"] == 8 and calib["source"]["split"] == "train"
+    val = {Path(n).stem for n in json.loads((kvasir_dir / "splits.json").read_text())["val"]}
+    assert not val & set(calib["names"])
+    meta = {p.key: p.value for p in onnx.load(str(out / "qtseg-v2_onnx-int8" / "model.onnx")).metadata_props}
+    assert meta["qtseg.calibration_set"] == set_id and meta["qtseg.precision"] == "int8"
+
+
+@pytest.mark.parametrize("name", ["onnx-int8", "openvino-int8"])
+def test_reload_and_predict(tiny_int8, tiny_checkpoint, name):
+    import torch
+
+    out, _ = tiny_int8
+    model, _, _ = load_checkpoint(tiny_checkpoint)
+    x = np.random.default_rng(1).random((1, 3, 128, 128), dtype=np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    with open_backend(out / f"qtseg-v2_{name}") as backend:
+        got = backend.infer(x)
+    assert got.shape == expected.shape and np.isfinite(got).all()
+    assert np.abs(got - expected).max() < 0.5 * np.abs(expected).max() + 0.1
+
+
+def _scales(path: Path) -> dict[str, np.ndarray]:
+    model = onnx.load(str(path))
+    inits = {i.name: i for i in model.graph.initializer}
+    return {n.name: numpy_helper.to_array(inits[n.input[1]]) for n in model.graph.node
+            if n.op_type == "DequantizeLinear" and n.input[1] in inits and n.input[0] not in inits}
+
+
+def test_tensorrt_rtx_engine_is_built_from_the_same_scales(tiny_int8):
+    out, _ = tiny_int8
+    folder = out / "qtseg-v2_trtrtx-int8"
+    manifest = read_manifest(folder)
+    assert (folder / "model.engine").stat().st_size > 0 and manifest["tensorrt"]["library"] == "tensorrt_rtx"
+    assert manifest["int8"]["tensorrt_fallback"]["float_nodes"] == []
+    ort_scales, trt_scales = _scales(out / "qtseg-v2_onnx-int8" / "model.onnx"), _scales(folder / "model.onnx")
+    assert ort_scales.keys() == trt_scales.keys() and len(ort_scales) > 50
+    assert all(np.array_equal(ort_scales[k], trt_scales[k]) for k in ort_scales)
+    assert "not executed" in (manifest["execution"]["not_run"] or "") or manifest["execution"]["verified_with"]
+
+
+def test_guard_failure_leaves_nothing(tiny_checkpoint, kvasir_dir, tmp_path):
+    with pytest.raises(RuntimeError, match="accuracy guard failed"):
+        run_int8(tiny_checkpoint, tmp_path, ["onnx-int8"], verify=False, calib=str(kvasir_dir), calib_size=8,
+                 guard_limit=4, max_dice_drop=-100.0, search=False)
+    assert not (tmp_path / "qtseg-v2_onnx-int8").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".qtseg-v2_onnx-int8")]
+
+
+def test_bundled_checkpoint_passes_guard_and_gate(kvasir_dir, tmp_path):
+    """The trained model at 512x512: 16 calibration images, guard on 16 val images, budget 0.5 pp."""
+    if not (qtseg.DEFAULT_CHECKPOINT / "checkpoint.json").is_file():
+        pytest.fail(f"bundled checkpoint missing: {qtseg.DEFAULT_CHECKPOINT}")
+    start = time.perf_counter()
+    outcomes = run_int8(qtseg.DEFAULT_CHECKPOINT, tmp_path, ["onnx-int8", "openvino-int8"], verify=True,
+                        calib=str(kvasir_dir), calib_size=16, guard_limit=16)
+    for name, outcome in outcomes.items():
+        assert outcome.status == "ok", outcome.message
+        manifest = read_manifest(tmp_path / f"qtseg-v2_{name}")
+        guard = manifest["int8"]["accuracy_guard"]
+        assert guard["passed"] and guard["final"]["drop_pp"] <= 0.5
+        assert guard["reference"]["dice"] > 0.7  # a trained model, not noise
+        assert manifest["parity"]["passed"] and manifest["parity"]["results"][0]["precision"] == "int8"
+    print(f"bundled INT8 end-to-end: {time.perf_counter() - start:.0f} s")
