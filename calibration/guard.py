@@ -6,10 +6,12 @@ image's original size, and passes when the candidate's mean Dice is at most
 ``max_dice_drop_pp`` percentage points below the reference's.
 
 When it fails, layer groups (blocks of the network, matched by node-name
-patterns) are ranked by how much keeping each one in float alone reduces the
-logit error on a few probe images ("leave one group out"); the most
-sensitive groups are then kept in float one at a time, re-scoring the whole
-held-out set after each, until the budget holds or ``max_kept`` is reached.
+patterns) are ranked by how much Dice keeping each one in float alone wins
+back on the probe images -- the held-out images INT8 hurts most -- with the
+reduction of the logit error against FP32 as tie-break ("leave one group
+out"); the most sensitive groups are then kept in float one at a time,
+re-scoring the whole held-out set after each, until the budget holds or
+``max_kept`` is reached.
 
 Runtime-neutral: candidates come from a ``build(kept_groups) -> predictor``
 callable supplied by the INT8 target (ONNX Runtime, OpenVINO, ...).
@@ -39,7 +41,8 @@ class GuardConfig:
 
     Attributes:
         max_dice_drop_pp: largest allowed mean-Dice drop vs FP32, percentage points.
-        probe_images: held-out images used to rank layer groups.
+        probe_images: held-out images used to rank layer groups (those with
+            the largest Dice loss under full INT8).
         max_kept: most layer groups kept in float before the guard gives up.
     """
 
@@ -97,11 +100,6 @@ class HeldOut:
             truth.append(mask)
         return cls([s.name for s in samples], x, sizes, truth, dict(source or {}))
 
-    def probe_indices(self, count: int) -> list[int]:
-        """``count`` evenly spaced image indices."""
-        count = max(1, min(count, len(self.names)))
-        return sorted({int(i) for i in np.linspace(0, len(self.names) - 1, count)})
-
 
 @dataclass
 class Scores:
@@ -147,14 +145,22 @@ def score(predict: Predictor, held: HeldOut, spec: PreprocessSpec, reference: Sc
     )
 
 
-def logit_error(predict: Predictor, held: HeldOut, indices: Sequence[int], reference: list[np.ndarray]) -> float:
-    """Normalised squared logit error ``sum((y - y_ref)^2) / sum(y_ref^2)`` over probe images."""
-    num, den = 0.0, 0.0
+def probe_scores(
+    predict: Predictor, held: HeldOut, spec: PreprocessSpec, indices: Sequence[int], reference: list[np.ndarray]
+) -> tuple[float, float]:
+    """``(mean Dice at original size, normalised logit error)`` of ``predict`` on the probe images.
+
+    The logit error is ``sum((y - y_ref)^2) / sum(y_ref^2)`` against the FP32
+    logits ``reference`` (one array per probe image).
+    """
+    dices, num, den = [], 0.0, 0.0
     for i, ref in zip(indices, reference):
-        out = predict(held.x[i : i + 1]).astype(np.float64)
-        num += float(((out - ref) ** 2).sum())
+        out = predict(held.x[i : i + 1])
+        mask = spec.postprocess(out, held.sizes[i])[0]
+        dices.append(score_image(mask, held.truth[i], spec.num_classes).dice)
+        num += float(((out.astype(np.float64) - ref) ** 2).sum())
         den += float((ref**2).sum())
-    return num / max(den, 1e-30)
+    return float(np.mean(dices)), num / max(den, 1e-30)
 
 
 @dataclass
@@ -168,6 +174,7 @@ class GuardReport:
     final: dict[str, Any]
     kept_float: list[str]
     passed: bool
+    probe: dict[str, Any] = field(default_factory=dict)
     sensitivity: list[dict[str, Any]] = field(default_factory=list)
     rounds: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
@@ -245,20 +252,27 @@ def run_guard(
     if reference_predict is None:
         raise ValueError("the sensitivity search needs reference_predict")
 
-    probe = held.probe_indices(config.probe_images)
+    # Probe where INT8 hurts: the held-out images with the largest Dice loss.
+    losses = np.asarray(reference.per_image_dice) - np.asarray(candidate.per_image_dice)
+    probe = sorted(int(i) for i in np.argsort(-losses, kind="stable")[: max(1, config.probe_images)])
     ref_logits = [reference_predict(held.x[i : i + 1]).astype(np.float64) for i in probe]
-    base_error = logit_error(build(()), held, probe, ref_logits)
-    say(f"sensitivity search over {len(groups)} layer groups on {len(probe)} probe images (error {base_error:.3e})")
+    base_dice, base_error = probe_scores(build(()), held, spec, probe, ref_logits)
+    say(f"sensitivity search over {len(groups)} layer groups on the {len(probe)} held-out images INT8 hurts most "
+        f"(Dice {100 * base_dice:.2f}%, logit error {base_error:.3e})")
     table = []
     for group in groups:
-        err = logit_error(build((group.name,)), held, probe, ref_logits)
-        table.append({"group": group.name, "error_kept_float": err, "gain": base_error - err})
-        say(f"  {group.name}: error {err:.3e} (gain {100 * (base_error - err) / max(base_error, 1e-30):+.1f}%)")
-    table.sort(key=lambda r: -r["gain"])
-    report.sensitivity = [{"base_error": base_error, **r} for r in table]
+        dice_g, err = probe_scores(build((group.name,)), held, spec, probe, ref_logits)
+        table.append({"group": group.name, "probe_dice": dice_g, "gain_pp": 100.0 * (dice_g - base_dice),
+                      "logit_error": err, "error_reduction": (base_error - err) / max(base_error, 1e-30)})
+        say(f"  {group.name}: probe Dice {100 * dice_g:.2f}% ({100 * (dice_g - base_dice):+.2f} pp), "
+            f"logit error {err:.3e}")
+    # Rank by the Dice recovered on the probes; the logit error breaks ties.
+    table.sort(key=lambda r: (-round(r["gain_pp"], 6), -r["error_reduction"]))
+    report.probe = {"images": [held.names[i] for i in probe], "dice": base_dice, "logit_error": base_error}
+    report.sensitivity = table
     kept: list[str] = []
     for row in table[: config.max_kept]:
-        if row["gain"] <= 0:
+        if row["gain_pp"] <= 0 and row["error_reduction"] <= 0:
             break
         kept.append(row["group"])
         result = _result(score(build(tuple(kept)), held, spec, reference), reference)

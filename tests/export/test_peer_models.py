@@ -74,6 +74,14 @@ def peer_exports(tmp_path_factory) -> dict[str, tuple[Path, Path, object]]:
     return runs
 
 
+def test_target_list_resolves_in_order() -> None:
+    from qtseg.export.targets import TargetError, resolve
+
+    assert [t.name for t in resolve("trtrtx-fp16,onnx,trtrtx-fp16")] == ["trtrtx-fp16", "onnx"]
+    with pytest.raises(TargetError, match="unknown target 'tflite'"):
+        resolve("onnx,tflite")
+
+
 def _manifest(out: Path, model: str, target: str) -> dict:
     return json.loads((out / f"{model}_{target}" / "manifest.json").read_text())
 
@@ -160,6 +168,7 @@ def _ort_parity(case: dict, graph, precision: str):
     return compare_logits(case["reference"], logits, case["samples"], case["spec"], precision=precision)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # Inf logits
 def test_confident_icmoe_fp16_needs_its_block_list(confident_icmoe) -> None:
     """With the default block list the FP16 head gives Inf; with IC-MoE's it passes the gate."""
     from qtseg.export.onnx_fp16 import DEFAULT_BLOCK_LIST, block_list_for, convert_to_fp16
@@ -178,10 +187,10 @@ def test_confident_icmoe_fp32_masks_agree(confident_icmoe) -> None:
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "IC-MoE's logit head 0.5*(log p - log(1 - p)) cancels for p near 1: 1 - p keeps few "
-    "significant bits in float32, so ORT and PyTorch differ by 1e-3..1e-2 on a few confident "
-    "pixels. Passes once the model computes 1 - p as sigmoid(-logit) "
-    "(docs/peers-comparison.md, 'Export')"))
+    "IC-MoE returns 0.5*(log p - log(1 - p)) with p clamped to [1e-6, 1 - 1e-6]: a runtime's "
+    "sigmoid is accurate to ~1e-7 absolute, i.e. to ~10% relative for 1 - p near 1e-6, so "
+    "confident pixels differ by up to ~0.05 in FP32 (masks agree 100%). Measured: clamp 1e-4 "
+    "gives 5e-4 and passes; see docs/peers-comparison.md, 'Export'"))
 def test_confident_icmoe_fp32_logits_within_gate(confident_icmoe) -> None:
     result = _ort_parity(confident_icmoe, confident_icmoe["graph"], "fp32")
     assert result.max_abs_diff <= 1e-3, result.summary()
