@@ -190,7 +190,7 @@ def test_confident_icmoe_fp32_masks_agree(confident_icmoe) -> None:
     "IC-MoE returns 0.5*(log p - log(1 - p)) with p clamped to [1e-6, 1 - 1e-6]: a runtime's "
     "sigmoid is accurate to ~1e-7 absolute, i.e. to ~10% relative for 1 - p near 1e-6, so "
     "confident pixels differ by up to ~0.05 in FP32 (masks agree 100%). Measured: clamp 1e-4 "
-    "gives 5e-4 and passes; see docs/peers-comparison.md, 'Export'"))
+    "gives 5e-4 and passes; docs/peers-comparison.md, 'Known limit'"))
 def test_confident_icmoe_fp32_logits_within_gate(confident_icmoe) -> None:
     result = _ort_parity(confident_icmoe, confident_icmoe["graph"], "fp32")
     assert result.max_abs_diff <= 1e-3, result.summary()
