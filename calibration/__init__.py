@@ -13,19 +13,42 @@ save_set(calib, "calib/kvasir-512")
 ```
 """
 
-from qtseg.calibration.artifact import (
-    MIN_IMAGES,
-    CalibrationError,
-    CalibrationSet,
-    is_set_dir,
-    load_set,
-    save_set,
-    validate_set,
-)
-from qtseg.calibration.build import build_set
-from qtseg.calibration.guard import GuardConfig, GuardReport, HeldOut, LayerGroup, run_guard, score
-from qtseg.calibration.methods import DEFAULT_METHOD, METHODS, CalibrationMethod
-from qtseg.calibration.selection import SelectionRule, select_samples
+from importlib import import_module
+from typing import Any
+
+# Public names -> defining submodule. Loaded on first use (PEP 562), so that
+# e.g. ``qtseg-export --help`` can read DEFAULT_METHOD without importing torch.
+_EXPORTS = {
+    "MIN_IMAGES": "artifact",
+    "CalibrationError": "artifact",
+    "CalibrationSet": "artifact",
+    "is_set_dir": "artifact",
+    "load_set": "artifact",
+    "save_set": "artifact",
+    "validate_set": "artifact",
+    "build_set": "build",
+    "GuardConfig": "guard",
+    "GuardReport": "guard",
+    "HeldOut": "guard",
+    "LayerGroup": "guard",
+    "run_guard": "guard",
+    "score": "guard",
+    "DEFAULT_METHOD": "methods",
+    "METHODS": "methods",
+    "CalibrationMethod": "methods",
+    "SelectionRule": "selection",
+    "select_samples": "selection",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qtseg.calibration' has no attribute {name!r}")
+    value = getattr(import_module(f"qtseg.calibration.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_METHOD",

@@ -22,12 +22,12 @@ import contextlib
 import io
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
-
 from qtseg.calibration.artifact import CalibrationSet, validate_set
 from qtseg.calibration.histogram import bounded_collector
 from qtseg.calibration.methods import CalibrationMethod
@@ -124,7 +124,6 @@ def calibrate_ranges(
         ``{"method", "images", "tensors", "seconds"}``.
     """
     from onnxruntime.quantization.calibrate import create_calibrator
-
     from qtseg.calibration.readers import ort_reader
 
     validate_set(calib)
@@ -242,12 +241,32 @@ def _quantize_from_table(
         {k: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for k, (lo, hi) in ranges.items()},
     )
     model = load_model_with_shape_infer(Path(onnx_path))
+    options["TensorQuantOverrides"] = _per_tensor_matmul_constants(model)
     quantizer = QDQQuantizer(
         model, settings.per_channel, False, QuantType.QInt8, activation, table, [], excluded,
         list(settings.op_types), options,
     )
     quantizer.quantize_model()
     quantizer.model.save_model_to_file(str(out_path), False)
+
+
+def _per_tensor_matmul_constants(model: Any) -> dict[str, list[dict[str, Any]]]:
+    """Per-tensor overrides for constants on a MatMul's *first* input.
+
+    onnxruntime's QDQ quantizer makes every constant MatMul input per-channel
+    along axis 1 -- right for a weight ``B`` ``(K, N)``, wrong for a constant
+    ``A`` (QTSeg's learned tokens, folded by onnxslim): ONNX Runtime 1.30's
+    ``QLinearMatMul`` rejects a per-channel ``A`` ("input zero point must be a
+    scalar"), and TensorRT quantizes only weights per channel.
+    """
+    from onnxruntime.quantization import QuantType
+
+    constants = {i.name for i in model.graph.initializer}
+    return {
+        node.input[0]: [{"quant_type": QuantType.QInt8, "symmetric": True}]
+        for node in model.graph.node
+        if node.op_type == "MatMul" and node.input[0] in constants
+    }
 
 
 def qdq_counts(path: str | Path) -> dict[str, Any]:

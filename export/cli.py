@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from qtseg.calibration.methods import DEFAULT_METHOD
+from qtseg.export.int8_context import add_int8_arguments, int8_options_from_args
 from qtseg.export.targets import (
     ALL,
     COMMON_OPTIONS,
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timing-cache", default=None, help="TensorRT timing-cache file (default under ~/.cache/qtseg)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_int8_arguments(p)
     return p
 
 
@@ -100,14 +103,18 @@ def _options(args: argparse.Namespace) -> Any:
         workspace_mib=args.workspace,
         compute_capability=parse_compute_capabilities([args.compute_capability] if args.compute_capability else []),
         timing_cache=args.timing_cache,
+        int8=int8_options_from_args(args) if args.calib else None,
     )
 
 
-def _plan(targets: list[Target], given: set[str], single: bool) -> tuple[list[Target], dict[str, str]]:
+def _plan(
+    targets: list[Target], given: set[str], single: bool, *, calibrated: bool = False
+) -> tuple[list[Target], dict[str, str]]:
     """Targets to build and ``{target: reason}`` for those skipped.
 
     Named targets (one or a list) fail on any problem (TargetError); ``all`` skips
-    targets that are not installed, need calibration or reject an option.
+    targets that are not installed, need calibration (no ``--calib``) or reject
+    an option.
     """
     run, skipped = [], {}
     for target in targets:
@@ -116,8 +123,9 @@ def _plan(targets: list[Target], given: set[str], single: bool) -> tuple[list[Ta
             check_options(target, given)
         except TargetError as exc:
             reason = str(exc)
-        if reason is None and target.requires_calibration:
-            reason = f"target {target.name} needs a calibration set (qtseg.calibration)"
+        if reason is None and target.requires_calibration and not calibrated:
+            reason = (f"target {target.name} needs a calibration set: pass --calib DIR "
+                      "(a qtseg-calib set or a dataset folder)")
         if reason is None:
             reason = target.unavailable_reason()
         if reason is not None:
@@ -148,6 +156,15 @@ def _validate(args: argparse.Namespace) -> str | None:
         return f"--num-samples must be >= 1, got {args.num_samples}"
     if args.workspace < 1:
         return f"--workspace must be >= 1 MiB, got {args.workspace}"
+    if args.calib is not None and not Path(args.calib).is_dir():
+        return f"calibration set or dataset folder not found: {args.calib}"
+    int8_flags = [f for f, v, d in (("--calib-size", args.calib_size, 128), ("--calib-seed", args.calib_seed, 0),
+                                    ("--calib-method", args.calib_method, DEFAULT_METHOD),
+                                    ("--max-dice-drop", args.max_dice_drop, 0.5), ("--guard-data", args.guard_data, None),
+                                    ("--guard-split", args.guard_split, "val"), ("--guard-limit", args.guard_limit, 0),
+                                    ("--no-int8-search", args.no_int8_search, False)) if v != d]
+    if int8_flags and args.calib is None:
+        return f"{int8_flags[0]} is an INT8 option: pass --calib DIR too"
     return _writable(Path(args.out))
 
 
@@ -220,7 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(problem)
     try:
         options = _options(args)
-        run, skipped = _plan(targets, options.non_default(), single=args.target != ALL)
+        run, skipped = _plan(targets, options.non_default(), single=args.target != ALL,
+                             calibrated=options.int8 is not None)
+        if options.int8 is not None and not any(t.requires_calibration for t in run):
+            raise TargetError("--calib is used only by the INT8 targets "
+                              f"({', '.join(t.name for t in TARGETS.values() if t.requires_calibration)})")
     except (TargetError, ValueError) as exc:
         return fail(str(exc))
     problem = _samples_problem(args)

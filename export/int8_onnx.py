@@ -23,10 +23,14 @@ if TYPE_CHECKING:
     from qtseg.export.targets import Target
 
 MODEL_FILENAME = "model.onnx"
+RANGES_FILENAME = "ranges.json"
 QDQ_KEY = "qdq"
-# Written into the manifest for ONNX Runtime: lets its x86 CPU kernels fuse
-# INT8 (s8s8) QDQ convolutions; without it they run DQ -> float Conv -> Q.
-ORT_SESSION_CONFIG = {"session.qdqisint8allowed": "1"}
+# Session config entries the manifest hands to ONNX Runtime (open_backend
+# applies them). Deliberately empty: "session.qdqisint8allowed=1" (keep s8s8
+# kernels on x86) made this model 1.7x slower on an AVX2 EPYC and 2-3x
+# slower on a VNNI/AMX Xeon than ORT's default s8 -> u8 rewrite
+# (docs/calibration.md, "Latency").
+ORT_SESSION_CONFIG: dict[str, str] = {}
 
 
 @dataclass
@@ -35,6 +39,7 @@ class GuardedQdq:
 
     Attributes:
         path: the QDQ ONNX file (ONNX Runtime form, INT32 biases).
+        table: the range table it was quantized from (JSON).
         method: calibration method label.
         ranges: range-table file and calibration stats.
         quantization: scheme and node counts.
@@ -43,10 +48,11 @@ class GuardedQdq:
     """
 
     path: Path
+    table: Path
     method: str
     ranges: dict[str, Any]
     quantization: dict[str, Any]
-    guard: "GuardReport"
+    guard: GuardReport
     excluded: list[str]
 
 
@@ -57,11 +63,17 @@ def _ort_predictor(path: Path) -> Any:
     return backend.infer
 
 
-def guarded_qdq(job: "ExportJob", out_dir: Path) -> GuardedQdq:
+def guarded_qdq(job: ExportJob, out_dir: Path) -> GuardedQdq:
     """Calibrate, quantize and guard the job's FP32 graph once; cached on the job."""
     from qtseg.calibration import GuardConfig, run_guard
     from qtseg.calibration.methods import CalibrationMethod
-    from qtseg.calibration.onnx_qdq import QdqSettings, calibrate_ranges, keep_float, qdq_counts, quantize_qdq
+    from qtseg.calibration.onnx_qdq import (
+        QdqSettings,
+        calibrate_ranges,
+        keep_float,
+        qdq_counts,
+        quantize_qdq,
+    )
     from qtseg.export.int8_context import excluded_nodes, int8_context
 
     ctx = int8_context(job, out_dir)
@@ -109,6 +121,7 @@ def guarded_qdq(job: "ExportJob", out_dir: Path) -> GuardedQdq:
     info.update(qdq_counts(path), excluded_nodes=len(exclude))
     result = GuardedQdq(
         path=path,
+        table=table,
         method=method.label,
         ranges={"table": table.name, **ranges},
         quantization={**settings.to_dict(), **info},
@@ -119,7 +132,7 @@ def guarded_qdq(job: "ExportJob", out_dir: Path) -> GuardedQdq:
     return result
 
 
-def stamped_bytes(job: "ExportJob", model: Any, *, set_id: str, form: str) -> bytes:
+def stamped_bytes(job: ExportJob, model: Any, *, set_id: str, form: str) -> bytes:
     """Serialize ``model`` with the job's metadata_props, marked INT8 + calibration set."""
     from qtseg.export import onnx_graph
 
@@ -129,7 +142,7 @@ def stamped_bytes(job: "ExportJob", model: Any, *, set_id: str, form: str) -> by
     return onnx_graph.serialize(model)
 
 
-def int8_extra(job: "ExportJob", qdq: GuardedQdq, *, form: str) -> dict[str, Any]:
+def int8_extra(job: ExportJob, qdq: GuardedQdq, *, form: str) -> dict[str, Any]:
     """Manifest items shared by the INT8 targets built from the QDQ graph."""
     from qtseg.export.int8_context import CONTEXT_KEY
 
@@ -146,10 +159,9 @@ def int8_extra(job: "ExportJob", qdq: GuardedQdq, *, form: str) -> dict[str, Any
     return extra
 
 
-def build(job: "ExportJob", target: "Target", staging: Path) -> "BuildResult":
+def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
     """Write the guarded QDQ ``model.onnx`` into ``staging``; parity runs it on ONNX Runtime."""
     import onnx
-
     from qtseg.export.pipeline import BuildResult
 
     qdq = guarded_qdq(job, staging.parent)
@@ -161,11 +173,14 @@ def build(job: "ExportJob", target: "Target", staging: Path) -> "BuildResult":
     path = staging / MODEL_FILENAME
     with job.progress.step(f"write {MODEL_FILENAME} ({len(data) / 1e6:.1f} MB, INT8 QDQ)"):
         atomic_write_bytes(path, data)
+    # The range table travels with the graph: re-quantizing (other layers in
+    # float, another QDQ form) needs no calibration pass, and the scales can be audited.
+    atomic_write_bytes(staging / RANGES_FILENAME, qdq.table.read_bytes())
     inputs, outputs = job.graph_io("fp32")
     extra = int8_extra(job, qdq, form="onnxruntime (int32 biases)")
     extra["onnxruntime"] = {"session_config": dict(ORT_SESSION_CONFIG)}
     return BuildResult(
-        files={"model": MODEL_FILENAME},
+        files={"model": MODEL_FILENAME, "ranges": RANGES_FILENAME},
         inputs=inputs,
         outputs=outputs,
         checks=[job.ort_check(path, f"{MODEL_FILENAME} (INT8 QDQ) on onnxruntime CPU")],

@@ -1,9 +1,9 @@
-"""The INT8 rows of the export target table and their builder.
+"""Builder of the INT8 rows of the export target table.
 
-``INT8_TARGETS`` are ordinary :class:`~qtseg.export.targets.Target` entries
-(``requires_calibration=True``, graph ``fp32``: every INT8 artifact derives
-from the FP32 ONNX graph); :func:`build` hands each to its family module.
-Importing this module imports no runtime.
+The rows themselves live in :data:`qtseg.export.targets.TARGETS` (the one
+table; ``requires_calibration=True``, graph ``fp32``: every INT8 artifact
+derives from the FP32 ONNX graph); :func:`build` hands each to its family
+module. Importing this module imports no runtime.
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qtseg.export.targets import Target
+from qtseg.export.targets import TARGETS, Target
 
 if TYPE_CHECKING:
     from qtseg.export.pipeline import BuildResult, ExportJob
 
+INT8_TARGETS: tuple[Target, ...] = tuple(t for t in TARGETS.values() if t.requires_calibration)
 
-def build(job: "ExportJob", target: Target, staging: Path) -> "BuildResult":
+
+def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
     """Build one INT8 target into ``staging`` (dispatch on ``target.format``)."""
     if target.format == "onnx":
         from qtseg.export.int8_onnx import build as build_onnx
@@ -30,19 +32,3 @@ def build(job: "ExportJob", target: Target, staging: Path) -> "BuildResult":
     from qtseg.export.int8_tensorrt import build as build_engine
 
     return build_engine(job, target, staging)
-
-
-_ORT = ("onnx", "onnxruntime", "onnxslim")
-_OV = ("openvino", "nncf", "onnx", "onnxslim")
-_TRT = ("tensorrt", "onnx", "onnxruntime", "onnxslim", "cuda.bindings")
-_RTX = ("tensorrt_rtx", "onnx", "onnxruntime", "onnxslim")
-_ENGINE_OPTS = frozenset({"workspace", "timing_cache"})
-
-INT8_TARGETS: tuple[Target, ...] = (
-    Target("onnx-int8", "onnx", "int8", "fp32", build, _ORT, "ort", requires_calibration=True),
-    Target("openvino-int8", "openvino", "int8", "fp32", build, _OV, "openvino", requires_calibration=True),
-    Target("trt-int8", "tensorrt", "int8", "fp32", build, _TRT, "trt", _ENGINE_OPTS,
-           requires_calibration=True, library="tensorrt"),
-    Target("trtrtx-int8", "tensorrt", "int8", "fp32", build, _RTX, "trt",
-           _ENGINE_OPTS | {"compute_capability"}, requires_calibration=True, library="tensorrt_rtx"),
-)

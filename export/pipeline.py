@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 import numpy as np
 from qtseg.export import manifest as mf
+from qtseg.export.int8_context import Int8Options
 from qtseg.export.onnx_fp16 import BlockList, block_list_for
 from qtseg.export.parity import ParityResult, SampleSet, check_parity, load_samples, run_logits
 from qtseg.export.targets import GRAPHS, Target
@@ -63,6 +64,8 @@ class ExportOptions:
         workspace_mib: TensorRT workspace limit.
         compute_capability: TensorRT-RTX target architectures.
         timing_cache: TensorRT timing-cache file.
+        int8: INT8 settings (calibration set, method, accuracy budget) for
+            the INT8 targets; ``None`` when no calibration set was given.
     """
 
     batch: int = 1
@@ -77,6 +80,7 @@ class ExportOptions:
     workspace_mib: int = 1024
     compute_capability: tuple[str, ...] = ()
     timing_cache: str | None = None
+    int8: Int8Options | None = None
 
     def non_default(self) -> set[str]:
         """Names of options set to something other than the default."""
@@ -84,7 +88,7 @@ class ExportOptions:
         names = {f.name for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(default, f.name)}
         if "workspace_mib" in names:
             names = (names - {"workspace_mib"}) | {"workspace"}
-        return names - {"num_samples"}
+        return names - {"num_samples", "int8"}
 
 
 class Progress:

@@ -105,6 +105,12 @@ def _build_aoti(job: ExportJob, target: Target, staging: Path) -> BuildResult:
     return build(job, target, staging)
 
 
+def _build_int8(job: ExportJob, target: Target, staging: Path) -> BuildResult:
+    from qtseg.export.int8_targets import build
+
+    return build(job, target, staging)
+
+
 # -- lazy shims: ONNX graph producers ((job, io_fp16=) -> onnx.ModelProto) ----------
 def _graph_fp32(job: ExportJob, *, io_fp16: bool = False) -> Any:
     from qtseg.export.onnx_family import fp32_graph
@@ -146,6 +152,14 @@ TARGETS: dict[str, Target] = {
                _ENGINE_OPTS | {"compute_capability"}, library="tensorrt_rtx"),
         # AOTInductor, this CPU; no ONNX graph. CUDA: qtseg.export.aoti.for_device.
         Target("aoti", "aoti", "fp32", "fp32", _build_aoti, ("torch",), "all"),
+        # INT8: calibrated from a calibration set (--calib), accuracy-guarded; see docs/calibration.md.
+        Target("onnx-int8", "onnx", "int8", "fp32", _build_int8, _ORT, "ort", requires_calibration=True),
+        Target("openvino-int8", "openvino", "int8", "fp32", _build_int8, (*_OV, "nncf"), "openvino",
+               requires_calibration=True),
+        Target("trt-int8", "tensorrt", "int8", "fp32", _build_int8, _TRT, "trt", _ENGINE_OPTS,
+               requires_calibration=True, library="tensorrt"),
+        Target("trtrtx-int8", "tensorrt", "int8", "fp32", _build_int8, _RTX, "trt",
+               _ENGINE_OPTS | {"compute_capability"}, requires_calibration=True, library="tensorrt_rtx"),
     )
 }
 ALL = "all"

@@ -15,8 +15,9 @@ imported only when a backend of theirs is opened.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from qtseg.backends.base import (
     Backend,
@@ -39,6 +40,7 @@ def _open_onnx(path: Path, manifest: dict[str, Any], device: str, **kw: Any) -> 
     from qtseg.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     model = path / manifest["files"]["model"]
+    kw.setdefault("session_config", manifest.get("onnxruntime", {}).get("session_config"))
     return OnnxRuntimeBackend(model, device=device, precision=manifest.get("precision", "fp32"), **kw)
 
 
@@ -119,12 +121,12 @@ def open_backend(path_or_checkpoint: Any, *, device: str = "cpu", **options: Any
 
 
 __all__ = [
+    "MANIFEST_FILENAME",
+    "OPENERS",
     "Backend",
     "BackendError",
     "BackendUnavailable",
-    "MANIFEST_FILENAME",
     "NotExecutableHere",
-    "OPENERS",
     "TensorMeta",
     "open_backend",
     "read_artifact_manifest",

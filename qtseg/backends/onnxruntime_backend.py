@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ class OnnxRuntimeBackend(Backend):
         precision: precision label reported by :meth:`describe`.
         threads: intra-op threads (0 = runtime default).
         optimize: apply ONNX Runtime's full graph optimizations (default on).
+        session_config: ``SessionOptions`` config entries, e.g. the
+            ``onnxruntime.session_config`` an INT8 artifact's manifest
+            records (``open_backend`` passes it on).
     """
 
     name = "onnxruntime"
@@ -38,6 +42,7 @@ class OnnxRuntimeBackend(Backend):
         precision: str = "fp32",
         threads: int = 0,
         optimize: bool = True,
+        session_config: Mapping[str, str] | None = None,
     ) -> None:
         try:
             import onnxruntime as ort
@@ -55,6 +60,9 @@ class OnnxRuntimeBackend(Backend):
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads)
         options.log_severity_level = 3
+        self.session_config = dict(session_config or {})
+        for key, value in self.session_config.items():
+            options.add_session_config_entry(str(key), str(value))
         if not optimize:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         providers: list[Any] = [provider]
@@ -91,5 +99,6 @@ class OnnxRuntimeBackend(Backend):
         return {
             "device": self.device,
             "providers": self.session.get_providers(),
+            "session_config": dict(self.session_config),
             "versions": {"onnxruntime": self._ort.__version__},
         }

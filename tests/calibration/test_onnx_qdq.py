@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
 from onnx import numpy_helper
 
 from qtseg.calibration import CalibrationError, CalibrationMethod
@@ -70,6 +71,38 @@ def test_scheme_is_symmetric_int8_per_channel_weights(qdq):
         w_scale = numpy_helper.to_array(inits[weight.input[1]])
         assert w_scale.shape == (numpy_helper.to_array(inits[weight.input[0]]).shape[0],)  # per output channel
         assert not numpy_helper.to_array(inits[weight.input[2]]).any()
+
+
+class _TokenNet(torch.nn.Module):
+    """Learned tokens as the constant first input of a MatMul, like QTSeg's decoder."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.tokens = torch.nn.Parameter(torch.randn(1, 2, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.conv(x)
+        return torch.matmul(self.tokens, f.flatten(2)).reshape(1, 2, *x.shape[2:])
+
+
+def test_constant_first_matmul_input_is_per_tensor(tmp_path):
+    """ORT's quantizer makes constant MatMul inputs per-channel; for a constant A, ORT 1.30's QLinearMatMul refuses it."""
+    torch.manual_seed(0)
+    path = tmp_path / "tokens.onnx"
+    torch.onnx.export(_TokenNet().eval(), (torch.rand(1, 3, 32, 32),), str(path), input_names=["image"],
+                      output_names=["logits"], opset_version=17, dynamo=False)
+    method = CalibrationMethod("minmax")
+    calibrate_ranges(path, random_set(8), method, tmp_path / "r.json", workdir=tmp_path)
+    quantize_qdq(path, tmp_path / "q.onnx", tmp_path / "r.json", method)
+    model = onnx.load(str(tmp_path / "q.onnx"))
+    inits = {i.name: i for i in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    matmul = next(n for n in model.graph.node if n.op_type == "MatMul")
+    dq = producers[matmul.input[0]]
+    assert dq.op_type == "DequantizeLinear" and dq.input[0] in inits
+    assert numpy_helper.to_array(inits[dq.input[1]]).size == 1  # one scale: per tensor
+    assert numpy_helper.to_array(inits[dq.input[2]]).item() == 0
 
 
 def test_bad_calibration_set_is_refused(tiny_onnx, tmp_path):

@@ -1,0 +1,141 @@
+"""FP32 vs INT8 model-only CPU latency of exported artifacts, same run, interleaved.
+
+```
+python -m qtseg.bench.int8_latency exports/qtseg-v2_onnx exports/qtseg-v2_onnx-int8 \
+    exports/qtseg-v2_openvino-fp32 exports/qtseg-v2_openvino-int8 --threads 1,2 --out int8_latency.json
+# also the ORT QDQ variants of docs/calibration.md (built from the INT8 artifact's ranges.json)
+python -m qtseg.bench.int8_latency ... --qdq-variants exports/qtseg-v2_onnx exports/qtseg-v2_onnx-int8
+```
+
+Every artifact is opened through the ``Backend`` interface (its manifest's
+session config applied), warmed up, then all of them take turns for
+``--rounds`` rounds of 4 calls, so a change in background load hits every
+row alike. The ratio of each INT8 row is against the FP32 artifact of the
+same runtime in the same run. Results: median / p90 per row and thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qtseg.backends import open_backend
+from qtseg.export.manifest import read_manifest
+
+S8S8 = {"session.qdqisint8allowed": "1"}
+
+
+def build_qdq_variants(fp32_dir: Path, int8_dir: Path, out: Path) -> list[Path]:
+    """ORT QDQ graphs from the INT8 artifact's range table and kept-float list, other settings.
+
+    ``int8-full`` (nothing kept in float), ``int8-compute-only`` (only
+    Conv/ConvTranspose/Gemm/MatMul inputs quantized) and ``u8-asym`` (uint8
+    asymmetric activations: ORT's x86 form, not accepted by TensorRT).
+    """
+    import onnx
+
+    from qtseg.calibration.methods import CalibrationMethod
+    from qtseg.calibration.onnx_qdq import QdqSettings, keep_float, quantize_qdq
+
+    manifest = read_manifest(int8_dir)
+    table = int8_dir / manifest["files"]["ranges"]
+    method = CalibrationMethod.parse(manifest["calibration"]["method"])
+    kept = manifest["int8"]["kept_float"]["nodes"]
+    fp32_path = fp32_dir / "model.onnx"
+    fp32 = onnx.load(str(fp32_path))
+    variants = {
+        "int8-full": (QdqSettings(), []),
+        "int8-compute-only": (QdqSettings(op_types=("Conv", "ConvTranspose", "Gemm", "MatMul")), kept),
+        "u8-asym": (QdqSettings(activations="uint8"), kept),
+    }
+    folders = []
+    for name, (settings, exclude) in variants.items():
+        folder = out / f"{manifest['model']['name']}_{name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        full = folder / "full.onnx"
+        quantize_qdq(fp32_path, full, table, method, settings=settings)
+        model = onnx.load(str(full))
+        onnx.save(keep_float(model, fp32, exclude) if exclude else model, str(folder / "model.onnx"))
+        full.unlink()
+        variant_manifest = dict(manifest, target=name, onnxruntime={"session_config": {}})
+        (folder / "manifest.json").write_text(json.dumps(variant_manifest))
+        (folder / "preprocess.json").write_bytes((int8_dir / "preprocess.json").read_bytes())
+        folders.append(folder)
+    return folders
+
+
+def measure(cases: dict[str, tuple[Path, dict[str, Any]]], threads: int, rounds: int) -> dict[str, Any]:
+    """Interleaved latency of ``{label: (folder, open_backend kwargs)}`` at ``threads``."""
+    first = read_manifest(next(iter(cases.values()))[0])
+    shape = first["inputs"][0]["shape"]
+    x = np.random.default_rng(0).random([1, *shape[1:]], dtype=np.float32)
+    backends = {k: open_backend(folder, threads=threads, **kw) for k, (folder, kw) in cases.items()}
+    times: dict[str, list[float]] = {k: [] for k in backends}
+    try:
+        for backend in backends.values():
+            for _ in range(3):
+                backend.infer(x)
+        for _ in range(rounds):
+            for label, backend in backends.items():
+                for _ in range(4):
+                    backend.infer(x)
+                    times[label].append(1000.0 * backend.last_infer_s)
+    finally:
+        for backend in backends.values():
+            backend.close()
+    return {k: {"median_ms": float(np.median(v)), "p90_ms": float(np.percentile(v, 90)), "n": len(v)}
+            for k, v in times.items()}
+
+
+def ratios(rows: dict[str, Any], cases: dict[str, tuple[Path, dict[str, Any]]]) -> dict[str, float]:
+    """FP32 median / INT8 median for every INT8 row, against the FP32 row of the same format."""
+    info = {k: read_manifest(folder) for k, (folder, _) in cases.items()}
+    fp32 = {m["format"]: k for k, m in info.items() if m["precision"] == "fp32"}
+    return {k: rows[fp32[m["format"]]]["median_ms"] / rows[k]["median_ms"]
+            for k, m in info.items() if m["precision"] == "int8" and m["format"] in fp32}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m qtseg.bench.int8_latency``."""
+    from qtseg.calibration.study import cpu_description
+
+    p = argparse.ArgumentParser(prog="python -m qtseg.bench.int8_latency", description=__doc__.split("\n")[0])
+    p.add_argument("artifacts", nargs="+", help="artifact folders (FP32 and INT8 of each runtime)")
+    p.add_argument("--threads", default="1,2", type=lambda s: [int(t) for t in s.split(",")])
+    p.add_argument("--rounds", type=int, default=5, help="rounds of 4 calls per artifact (default 5)")
+    p.add_argument("--qdq-variants", nargs=2, metavar=("FP32_DIR", "INT8_DIR"), default=None,
+                   help="also time ORT QDQ variants built from INT8_DIR's ranges.json")
+    p.add_argument("--s8s8", action="store_true",
+                   help="also time each ONNX INT8 artifact with session.qdqisint8allowed=1")
+    p.add_argument("--out", default=None, help="results JSON")
+    args = p.parse_args(argv)
+    cases: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for folder in map(Path, args.artifacts):
+        cases[folder.name] = (folder, {})
+        if args.s8s8 and read_manifest(folder)["format"] == "onnx" and read_manifest(folder)["precision"] == "int8":
+            cases[f"{folder.name}+s8s8"] = (folder, {"session_config": S8S8})
+    scratch = tempfile.TemporaryDirectory(prefix="qtseg-int8-latency-")
+    if args.qdq_variants:
+        for folder in build_qdq_variants(*map(Path, args.qdq_variants), Path(scratch.name)):
+            cases[folder.name] = (folder, {})
+    results: dict[str, Any] = {"cpu": cpu_description(), "runs": {}}
+    for threads in args.threads:
+        rows = measure(cases, threads, args.rounds)
+        results["runs"][str(threads)] = {"rows": rows, "int8_speedup": ratios(rows, cases)}
+        print(f"{threads} thread(s): " + ", ".join(f"{k} {v['median_ms']:.1f} ms" for k, v in rows.items()), flush=True)
+        print("  INT8 speed-up vs FP32: " + ", ".join(
+            f"{k} {r:.2f}x" for k, r in results["runs"][str(threads)]["int8_speedup"].items()), flush=True)
+        if args.out:
+            Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    scratch.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
