@@ -27,9 +27,9 @@ RANGES_FILENAME = "ranges.json"
 QDQ_KEY = "qdq"
 # Session config entries the manifest hands to ONNX Runtime (open_backend
 # applies them). Deliberately empty: "session.qdqisint8allowed=1" (keep s8s8
-# kernels on x86) made this model 1.7x slower on an AVX2 EPYC and 2-3x
-# slower on a VNNI/AMX Xeon than ORT's default s8 -> u8 rewrite
-# (docs/calibration.md, "Latency").
+# kernels on x86) made this model 1.1-1.2x slower on an AVX2 EPYC and
+# 1.3-1.9x slower on a VNNI/AMX Xeon at 1-4 threads than ORT's default
+# s8 -> u8 rewrite (docs/calibration.md, "Latency").
 ORT_SESSION_CONFIG: dict[str, str] = {}
 
 
