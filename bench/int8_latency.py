@@ -8,9 +8,9 @@ python -m qtseg.bench.int8_latency ... --qdq-variants exports/qtseg-v2_onnx expo
 ```
 
 Every artifact is opened through the ``Backend`` interface (its manifest's
-session config applied), warmed up, then all of them take turns for
-``--rounds`` rounds of 4 calls, so a change in background load hits every
-row alike. The ratio of each INT8 row is against the FP32 artifact of the
+session config applied) and timed by :func:`qtseg.calibration.study.artifact_latency`:
+warm-up, then all of them take turns for ``--rounds`` rounds of 4 calls, so a
+change in background load hits every row alike. The ratio of each INT8 row is against the FP32 artifact of the
 same runtime in the same run. Results: median / p90 per row and thread count.
 """
 
@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from qtseg.backends import open_backend
 from qtseg.export.manifest import read_manifest
 
 S8S8 = {"session.qdqisint8allowed": "1"}
@@ -70,40 +69,16 @@ def build_qdq_variants(fp32_dir: Path, int8_dir: Path, out: Path) -> list[Path]:
     return folders
 
 
-def measure(cases: dict[str, tuple[Path, dict[str, Any]]], threads: int, rounds: int) -> dict[str, Any]:
-    """Interleaved latency of ``{label: (folder, open_backend kwargs)}`` at ``threads``."""
-    first = read_manifest(next(iter(cases.values()))[0])
-    shape = first["inputs"][0]["shape"]
-    x = np.random.default_rng(0).random([1, *shape[1:]], dtype=np.float32)
-    backends = {k: open_backend(folder, threads=threads, **kw) for k, (folder, kw) in cases.items()}
-    times: dict[str, list[float]] = {k: [] for k in backends}
-    try:
-        for backend in backends.values():
-            for _ in range(3):
-                backend.infer(x)
-        for _ in range(rounds):
-            for label, backend in backends.items():
-                for _ in range(4):
-                    backend.infer(x)
-                    times[label].append(1000.0 * backend.last_infer_s)
-    finally:
-        for backend in backends.values():
-            backend.close()
-    return {k: {"median_ms": float(np.median(v)), "p90_ms": float(np.percentile(v, 90)), "n": len(v)}
-            for k, v in times.items()}
-
-
-def ratios(rows: dict[str, Any], cases: dict[str, tuple[Path, dict[str, Any]]]) -> dict[str, float]:
+def ratios(rows: dict[str, Any], manifests: dict[str, dict[str, Any]]) -> dict[str, float]:
     """FP32 median / INT8 median for every INT8 row, against the FP32 row of the same format."""
-    info = {k: read_manifest(folder) for k, (folder, _) in cases.items()}
-    fp32 = {m["format"]: k for k, m in info.items() if m["precision"] == "fp32"}
+    fp32 = {m["format"]: k for k, m in manifests.items() if m["precision"] == "fp32"}
     return {k: rows[fp32[m["format"]]]["median_ms"] / rows[k]["median_ms"]
-            for k, m in info.items() if m["precision"] == "int8" and m["format"] in fp32}
+            for k, m in manifests.items() if m["precision"] == "int8" and m["format"] in fp32}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m qtseg.bench.int8_latency``."""
-    from qtseg.calibration.study import cpu_description
+    from qtseg.calibration.study import artifact_latency, cpu_description
 
     p = argparse.ArgumentParser(prog="python -m qtseg.bench.int8_latency", description=__doc__.split("\n")[0])
     p.add_argument("artifacts", nargs="+", help="artifact folders (FP32 and INT8 of each runtime)")
@@ -116,18 +91,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="results JSON")
     args = p.parse_args(argv)
     cases: dict[str, tuple[Path, dict[str, Any]]] = {}
+    manifests: dict[str, dict[str, Any]] = {}
     for folder in map(Path, args.artifacts):
-        cases[folder.name] = (folder, {})
-        if args.s8s8 and read_manifest(folder)["format"] == "onnx" and read_manifest(folder)["precision"] == "int8":
-            cases[f"{folder.name}+s8s8"] = (folder, {"session_config": S8S8})
+        manifest = read_manifest(folder)
+        cases[folder.name], manifests[folder.name] = (folder, {}), manifest
+        if args.s8s8 and manifest["format"] == "onnx" and manifest["precision"] == "int8":
+            cases[f"{folder.name}+s8s8"], manifests[f"{folder.name}+s8s8"] = (folder, {"session_config": S8S8}), manifest
     scratch = tempfile.TemporaryDirectory(prefix="qtseg-int8-latency-")
     if args.qdq_variants:
         for folder in build_qdq_variants(*map(Path, args.qdq_variants), Path(scratch.name)):
-            cases[folder.name] = (folder, {})
+            cases[folder.name], manifests[folder.name] = (folder, {}), read_manifest(folder)
+    shape = next(iter(manifests.values()))["inputs"][0]["shape"]
+    x = np.random.default_rng(0).random([1, *shape[1:]], dtype=np.float32)
     results: dict[str, Any] = {"cpu": cpu_description(), "runs": {}}
     for threads in args.threads:
-        rows = measure(cases, threads, args.rounds)
-        results["runs"][str(threads)] = {"rows": rows, "int8_speedup": ratios(rows, cases)}
+        rows = artifact_latency(cases, x, threads, rounds=args.rounds)
+        results["runs"][str(threads)] = {"rows": rows, "int8_speedup": ratios(rows, manifests)}
         print(f"{threads} thread(s): " + ", ".join(f"{k} {v['median_ms']:.1f} ms" for k, v in rows.items()), flush=True)
         print("  INT8 speed-up vs FP32: " + ", ".join(
             f"{k} {r:.2f}x" for k, r in results["runs"][str(threads)]["int8_speedup"].items()), flush=True)

@@ -23,7 +23,7 @@ import platform
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -70,17 +70,25 @@ def latency(predict: Predict, x: np.ndarray, *, warmup: int = 3, iters: int = 20
             "mean_ms": float(np.mean(times)), "iters": iters}
 
 
-def artifact_latency(folders: Sequence[str], x: np.ndarray, threads: int, *, rounds: int = 6,
-                     per_round: int = 4) -> dict[str, dict[str, float]]:
+def artifact_latency(cases: Mapping[str, tuple[str | Path, Mapping[str, Any]]], x: np.ndarray, threads: int, *,
+                     rounds: int = 6, per_round: int = 4) -> dict[str, dict[str, float]]:
     """Model-only latency of artifact folders through the Backend interface, interleaved.
 
-    Each backend is warmed up, then the backends take turns (``rounds`` x
-    ``per_round`` timed calls each), so a change in background load hits all
-    of them alike; ``last_infer_s`` of the backend is what is recorded.
+    Args:
+        cases: ``{label: (artifact folder, extra open_backend options)}``.
+        x: the input of every call.
+        threads: runtime threads of every backend.
+        rounds, per_round: the backends take turns, ``per_round`` timed calls
+            each, ``rounds`` times, after 3 warm-up calls each -- so a change in
+            background load hits all of them alike.
+
+    Returns:
+        ``{label: {median_ms, p90_ms, mean_ms, n, threads}}`` from each
+        backend's ``last_infer_s``.
     """
     from qtseg.backends import open_backend
 
-    backends = {Path(f).name: open_backend(f, threads=threads) for f in folders}
+    backends = {label: open_backend(folder, threads=threads, **dict(kw)) for label, (folder, kw) in cases.items()}
     times: dict[str, list[float]] = {k: [] for k in backends}
     try:
         for be in backends.values():
@@ -95,7 +103,7 @@ def artifact_latency(folders: Sequence[str], x: np.ndarray, threads: int, *, rou
         for be in backends.values():
             be.close()
     return {k: {"median_ms": float(np.median(v)), "p90_ms": float(np.percentile(v, 90)),
-                "mean_ms": float(np.mean(v)), "iters": len(v), "threads": threads} for k, v in times.items()}
+                "mean_ms": float(np.mean(v)), "n": len(v), "threads": threads} for k, v in times.items()}
 
 
 def cpu_description() -> dict[str, Any]:
@@ -158,9 +166,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             r = _scores(ort_session(args.onnx, args.threads), h, spec, refs[split])
             results["splits"][split]["fp32_onnxruntime"] = r
     results["artifacts"] = {}
-    for folder in args.artifacts:
-        from qtseg.backends import open_backend
+    from qtseg.backends import open_backend
 
+    for folder in args.artifacts:
         with open_backend(folder, threads=args.threads) as backend:
             entry = {split: _scores(backend.infer, h, spec, refs[split]) for split, h in held.items()}
         results["artifacts"][folder] = entry
@@ -220,7 +228,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ov.save_model(quantized, str(Path(args.save_ov) / f"int8-{len(ov_models)}.xml"), compress_to_fp16=False)
             _write(args.out, results)
     if args.latency and args.artifacts:
-        lat["artifacts"] = artifact_latency(args.artifacts, x1, args.latency_threads)
+        cases = {Path(f).name: (f, {}) for f in args.artifacts}
+        lat["artifacts"] = artifact_latency(cases, x1, args.latency_threads)
         for name, v in lat["artifacts"].items():
             say(f"latency {name}: median {v['median_ms']:.1f} ms (p90 {v['p90_ms']:.1f})")
         results["latency"] = lat

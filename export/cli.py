@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from qtseg.calibration.methods import DEFAULT_METHOD
-from qtseg.export.int8_context import add_int8_arguments, int8_options_from_args
+from qtseg.export.int8_context import add_int8_arguments, given_int8_flags, int8_options_from_args
 from qtseg.export.targets import (
     ALL,
     COMMON_OPTIONS,
@@ -158,13 +157,13 @@ def _validate(args: argparse.Namespace) -> str | None:
         return f"--workspace must be >= 1 MiB, got {args.workspace}"
     if args.calib is not None and not Path(args.calib).is_dir():
         return f"calibration set or dataset folder not found: {args.calib}"
-    int8_flags = [f for f, v, d in (("--calib-size", args.calib_size, 128), ("--calib-seed", args.calib_seed, 0),
-                                    ("--calib-method", args.calib_method, DEFAULT_METHOD),
-                                    ("--max-dice-drop", args.max_dice_drop, 0.5), ("--guard-data", args.guard_data, None),
-                                    ("--guard-split", args.guard_split, "val"), ("--guard-limit", args.guard_limit, 0),
-                                    ("--no-int8-search", args.no_int8_search, False)) if v != d]
-    if int8_flags and args.calib is None:
-        return f"{int8_flags[0]} is an INT8 option: pass --calib DIR too"
+    if args.calib is None:
+        try:
+            int8_flags = given_int8_flags(args)
+        except ValueError as exc:
+            return str(exc)
+        if int8_flags:
+            return f"{int8_flags[0]} is an INT8 option: pass --calib DIR too"
     return _writable(Path(args.out))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +107,14 @@ def int8_options_from_args(args: argparse.Namespace) -> Int8Options:
         guard_limit=args.guard_limit,
         search=not args.no_int8_search,
     )
+
+
+def given_int8_flags(args: argparse.Namespace) -> list[str]:
+    """The INT8 flags (other than ``--calib``) set to a non-default value, as typed; raises ``ValueError`` on bad values."""
+    options, default = int8_options_from_args(args), Int8Options()
+    flag = {"search": "--no-int8-search"}
+    return [flag.get(f.name, "--" + f.name.replace("_", "-")) for f in fields(Int8Options)
+            if f.name != "calib" and getattr(options, f.name) != getattr(default, f.name)]
 
 
 def job_int8_options(job: "ExportJob") -> Int8Options:
