@@ -49,11 +49,18 @@ def machine() -> dict[str, Any]:
 
 
 def interleaved(
-    cases: Mapping[str, Callable[[], object]], *, rounds: int, per_round: int, warmup: int = 2
+    cases: Mapping[str, Callable[[], object]],
+    *,
+    rounds: int,
+    per_round: int,
+    warmup: int = 2,
+    settle: int = 0,
 ) -> dict[str, list[float]]:
     """Time named zero-argument calls in turns: ``rounds`` x (each case ``per_round`` calls).
 
-    Returns ``{name: durations in seconds}``.
+    ``settle`` untimed calls start every turn (a runtime whose threads were
+    parked while another case ran wakes them up there). Returns
+    ``{name: durations in seconds}``.
     """
     times: dict[str, list[float]] = {name: [] for name in cases}
     for fn in cases.values():
@@ -61,7 +68,7 @@ def interleaved(
             fn()
     for _ in range(rounds):
         for name, fn in cases.items():
-            times[name] += time_calls(fn, warmup=0, iters=per_round)
+            times[name] += time_calls(fn, warmup=settle, iters=per_round)
     return times
 
 
