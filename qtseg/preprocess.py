@@ -17,6 +17,12 @@ Plain resize was chosen over letterbox because the papers train on images
 resized to 512x512 without padding; predictions are mapped back to each
 image's own size by resizing the logits with the same bilinear rule and taking
 the arg-max (:meth:`PreprocessSpec.postprocess`).
+
+For speed the resize runs over blocks of output rows and interpolates each
+source row along x once, however many output rows use it; every value is still
+the contract's per-pixel formula, bit for bit (``tests/test_preprocess.py``
+compares with a per-pixel oracle, ``tests/cpp/`` with the C++ code). No state
+is shared between calls, so several threads may preprocess at once.
 """
 
 from __future__ import annotations
@@ -75,8 +81,8 @@ def _resize_blocks(
         out_hw: output ``(out_h, out_w)``.
 
     Yields:
-        ``(r0, r1, values)``: output rows ``r0:r1`` as a ``(r1 - r0, C, out_w)``
-        float32 buffer that is reused for the next block (consume it first).
+        ``(r0, r1, values)``: output rows ``r0:r1`` as a new ``(r1 - r0, C, out_w)``
+        float32 array that the caller may overwrite.
     """
     if src.dtype not in (np.uint8, np.float32):
         src = src.astype(np.float32)
