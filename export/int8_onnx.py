@@ -1,12 +1,20 @@
 """``onnx-int8``: explicit QDQ graph calibrated on a calibration set, accuracy-guarded.
 
-Ranges come from ONNX Runtime on the FP32 graph (one pass over the set);
-the QDQ graph is then written from the range table, scored against FP32
-PyTorch on the held-out images, and, when it costs more than the budget,
+Ranges come from ONNX Runtime on the FP32 graph (one pass over the set, once
+per job); a QDQ graph is then written from the range table, scored against
+FP32 PyTorch on the held-out images, and, when it costs more than the budget,
 re-written with the most sensitive layer groups kept in float
-(:func:`qtseg.calibration.run_guard`). The TensorRT INT8 targets reuse the
-guarded graph of the same job (:func:`guarded_qdq`), so every INT8 artifact
-of a run carries the same scales.
+(:func:`qtseg.calibration.run_guard`).
+
+Two activation forms are built from the same range table, each guarded on
+its own (:func:`guarded_qdq`):
+
+- ``uint8`` (asymmetric, zero point from the range): what ``onnx-int8`` ships.
+  ONNX Runtime's x86 CPU kernels fuse it into u8 x s8 ``QLinearConv`` /
+  ``QGemm`` / ``QLinearMatMul``, which VNNI executes in one instruction; it is
+  the only form measured faster than ONNX Runtime FP32 (docs/calibration.md).
+- ``int8`` (symmetric, zero point 0): the form TensorRT accepts; the
+  TensorRT INT8 targets build from it. ONNX Runtime runs it slower than FP32.
 """
 
 from __future__ import annotations
@@ -17,7 +25,13 @@ from typing import Any
 
 from qtseg.calibration import GuardConfig, GuardReport, run_guard
 from qtseg.calibration.methods import CalibrationMethod
-from qtseg.calibration.onnx_qdq import QdqSettings, calibrate_ranges, keep_float, qdq_counts, quantize_qdq
+from qtseg.calibration.onnx_qdq import (
+    QdqSettings,
+    calibrate_ranges,
+    keep_float,
+    qdq_counts,
+    quantize_qdq,
+)
 from qtseg.export import onnx_graph
 from qtseg.export.int8_context import CONTEXT_KEY, excluded_nodes, int8_context
 from qtseg.export.job import BuildResult, ExportJob
@@ -28,12 +42,14 @@ from qtseg.evaluation import Predictor
 
 MODEL_FILENAME = "model.onnx"
 RANGES_FILENAME = "ranges.json"
-QDQ_KEY = "qdq"
+RANGES_KEY = "ranges"
+# Activation form of each INT8 family: ONNX Runtime's fast x86 form for onnx-int8,
+# TensorRT's only accepted form (zero point 0) for the engines.
+ORT_ACTIVATIONS, TENSORRT_ACTIVATIONS = "uint8", "int8"
 # Session config entries the manifest hands to ONNX Runtime (open_backend
-# applies them). Deliberately empty: "session.qdqisint8allowed=1" (keep s8s8
-# kernels on x86) made this model 1.1-1.2x slower on an AVX2 EPYC and
-# 1.3-1.9x slower on a VNNI/AMX Xeon at 1-4 threads than ORT's default
-# s8 -> u8 rewrite (docs/calibration.md, "Latency").
+# applies them). Deliberately empty: "session.qdqisint8allowed=1" keeps s8s8
+# kernels, which x86 has no single-instruction dot product for (VNNI is u8 x s8);
+# it made the symmetric form 1.1-1.9x slower still (docs/calibration.md, "Latency").
 ORT_SESSION_CONFIG: dict[str, str] = {}
 
 
@@ -49,6 +65,7 @@ class GuardedQdq:
         quantization: scheme and node counts.
         guard: the accuracy-guard report.
         excluded: node names kept in float.
+        activations: ``"uint8"`` (asymmetric) or ``"int8"`` (symmetric).
     """
 
     path: Path
@@ -58,6 +75,7 @@ class GuardedQdq:
     quantization: dict[str, Any]
     guard: GuardReport
     excluded: list[str]
+    activations: str
 
 
 def _ort_predictor(path: Path) -> Predictor:
@@ -67,24 +85,43 @@ def _ort_predictor(path: Path) -> Predictor:
     return backend.infer
 
 
-def guarded_qdq(job: ExportJob, out_dir: Path) -> GuardedQdq:
-    """Calibrate, quantize and guard the job's FP32 graph once; cached on the job."""
+def _job_ranges(job: ExportJob, out_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The job's range table (one ONNX Runtime pass over the calibration set), cached."""
     ctx = int8_context(job, out_dir)
-    if QDQ_KEY in ctx.cache:
-        return ctx.cache[QDQ_KEY]
-    import onnx
-
+    if RANGES_KEY in ctx.cache:
+        return ctx.cache[RANGES_KEY]
     method = CalibrationMethod.parse(ctx.options.calib_method)
-    settings = QdqSettings()
-    fp32 = job.graph_file("fp32")
     work = job.workdir / "int8"
     work.mkdir(exist_ok=True)
     table = work / f"ranges-{method.label.replace(':', '-')}.json"
     with job.progress.step(f"calibrate ranges on {len(ctx.calib)} images ({method.label}, onnxruntime)"):
-        ranges = calibrate_ranges(fp32, ctx.calib, method, table, settings=settings, workdir=work)
+        ranges = calibrate_ranges(job.graph_file("fp32"), ctx.calib, method, table, workdir=work)
     job.progress.info(f"ranges of {ranges['tensors']} tensors in {ranges['seconds']} s")
-    full = work / "qdq-full.onnx"
-    with job.progress.step("quantize: INT8 QDQ graph from the range table"):
+    ctx.cache[RANGES_KEY] = (table, ranges)
+    return table, ranges
+
+
+def guarded_qdq(job: ExportJob, out_dir: Path, activations: str = TENSORRT_ACTIVATIONS) -> GuardedQdq:
+    """Quantize the job's FP32 graph in one activation form and guard it; cached per form.
+
+    Args:
+        job: the export job.
+        out_dir: the export output folder (see :func:`int8_context`).
+        activations: ``"int8"`` (symmetric, TensorRT) or ``"uint8"`` (asymmetric, ONNX Runtime).
+    """
+    ctx = int8_context(job, out_dir)
+    key = f"qdq-{activations}"
+    if key in ctx.cache:
+        return ctx.cache[key]
+    import onnx
+
+    method = CalibrationMethod.parse(ctx.options.calib_method)
+    settings = QdqSettings(activations=activations)
+    fp32 = job.graph_file("fp32")
+    table, ranges = _job_ranges(job, out_dir)
+    work = table.parent
+    full = work / f"qdq-{activations}-full.onnx"
+    with job.progress.step(f"quantize: INT8 QDQ graph from the range table ({activations} activations)"):
         info = quantize_qdq(fp32, full, table, method, settings=settings)
     float_model, qdq_model = onnx.load(str(fp32)), onnx.load(str(full))
     names = [n.name for n in float_model.graph.node]
@@ -94,14 +131,15 @@ def guarded_qdq(job: ExportJob, out_dir: Path) -> GuardedQdq:
         key = tuple(sorted(kept))
         if key not in built:
             exclude = excluded_nodes(ctx.groups, key, names)
-            path = work / f"qdq-{len(built)}.onnx"
+            path = work / f"qdq-{activations}-{len(built)}.onnx"
             onnx.save(keep_float(qdq_model, float_model, exclude), str(path))
             built[key] = (path, exclude)
         return _ort_predictor(built[key][0])
 
     config = GuardConfig(max_dice_drop_pp=ctx.options.max_dice_drop, max_kept=ctx.options.max_kept)
     groups = ctx.groups if ctx.options.search else []
-    with job.progress.step(f"accuracy guard (onnxruntime, budget {config.max_dice_drop_pp} pp)"):
+    with job.progress.step(f"accuracy guard (onnxruntime, {activations} activations, "
+                           f"budget {config.max_dice_drop_pp} pp)"):
         report = run_guard(
             ctx.reference, build, groups, ctx.held, job.spec, config=config,
             reference_predict=_ort_predictor(fp32), log=job.progress.info,
@@ -120,8 +158,9 @@ def guarded_qdq(job: ExportJob, out_dir: Path) -> GuardedQdq:
         quantization={**settings.to_dict(), **info},
         guard=report,
         excluded=exclude,
+        activations=activations,
     )
-    ctx.cache[QDQ_KEY] = result
+    ctx.cache[key] = result
     return result
 
 
@@ -153,13 +192,13 @@ def int8_details(job: ExportJob, qdq: GuardedQdq, *, form: str) -> dict[str, Any
 
 
 def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
-    """Write the guarded QDQ ``model.onnx`` into ``staging``; parity runs it on ONNX Runtime."""
+    """Write the guarded uint8-activation QDQ ``model.onnx``; parity runs it on ONNX Runtime."""
     import onnx
 
-    qdq = guarded_qdq(job, staging.parent)
+    qdq = guarded_qdq(job, staging.parent, ORT_ACTIVATIONS)
     model = onnx.load(str(qdq.path))
     set_id = job.notes[CONTEXT_KEY].calib.set_id
-    data = stamped_bytes(job, model, set_id=set_id, form="onnxruntime: int32 bias")
+    data = stamped_bytes(job, model, set_id=set_id, form="onnxruntime: uint8 activations, int32 bias")
     path = staging / MODEL_FILENAME
     with job.progress.step(f"write {MODEL_FILENAME} ({len(data) / 1e6:.1f} MB, INT8 QDQ)"):
         atomic_write_bytes(path, data)
@@ -173,7 +212,7 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
         outputs=outputs,
         checks=[job.ort_check(path, f"{MODEL_FILENAME} (INT8 QDQ) on onnxruntime CPU")],
         properties=dict(ORT_SESSION_CONFIG),
-        details=int8_details(job, qdq, form="onnxruntime (int32 biases)"),
+        details=int8_details(job, qdq, form="onnxruntime (uint8 asymmetric activations, int32 biases)"),
         calibration=int8_calibration(job, qdq),
         built=f"INT8 QDQ graph written ({qdq.guard.summary()})",
     )

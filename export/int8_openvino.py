@@ -4,6 +4,12 @@ The FP32 ONNX graph is converted to an ``openvino.Model``, quantized by NNCF
 on the job's calibration set, scored against FP32 PyTorch on the held-out
 images, and -- when the budget is exceeded -- layer groups are put back in
 float (:func:`qtseg.calibration.openvino_ptq.keep_float`) until it holds.
+
+The float parts of the IR (the kept groups and the ops NNCF leaves
+unquantized) run at the target's inference precision on this machine: bf16
+where the CPU has it natively (the fast path there), else f32. The guard, the
+gate and the manifest's ``runtime.properties`` all use that one precision, so
+the artifact is verified exactly as it runs.
 """
 
 from __future__ import annotations
@@ -16,21 +22,21 @@ from qtseg.calibration.methods import CalibrationMethod
 from qtseg.calibration.openvino_ptq import count_fake_quantize, keep_float, quantize_openvino
 from qtseg.export.int8_context import int8_context
 from qtseg.export.job import BuildResult, ExportJob
-from qtseg.export.openvino_ir import VERIFIED_PRECISION, openvino_check
+from qtseg.export.openvino_ir import openvino_check, verified_properties
 from qtseg.export.target import Target
 
 from qtseg.evaluation import Predictor
 from qtseg.manifest import INFERENCE_PRECISION
 
 XML, BIN = "model.xml", "model.bin"
-PROPERTIES = {INFERENCE_PRECISION: VERIFIED_PRECISION}
+FP32_PROPERTIES = {INFERENCE_PRECISION: "f32"}
 
 
-def _predictor(model: Any) -> Predictor:
-    """An in-memory ``openvino.Model`` on the OpenVINO backend, with the artifact's properties."""
+def _predictor(model: Any, properties: dict[str, str]) -> Predictor:
+    """An in-memory ``openvino.Model`` on the OpenVINO backend with ``properties``."""
     from qtseg.backends.openvino_backend import OpenVINOBackend
 
-    return OpenVINOBackend(model, device="cpu", precision="int8", properties=PROPERTIES).infer
+    return OpenVINOBackend(model, device="cpu", precision="int8", properties=properties).infer
 
 
 def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
@@ -40,6 +46,8 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
     from qtseg.backends.openvino_backend import _meta
 
     ctx = int8_context(job, staging.parent)
+    properties = verified_properties(target)
+    hint = properties[INFERENCE_PRECISION]
     method = CalibrationMethod.parse(ctx.options.calib_method)
     with job.progress.step(f"convert ONNX -> OpenVINO (openvino {ov.get_version().split('-')[0]})"):
         fp32 = ov.convert_model(str(job.graph_file("fp32")))
@@ -53,13 +61,14 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
         key = tuple(sorted(kept))
         if key not in built:
             built[key], _ = keep_float(quantized, fp32, [groups[k].pattern for k in key])
-        return _predictor(built[key])
+        return _predictor(built[key], properties)
 
     config = GuardConfig(max_dice_drop_pp=ctx.options.max_dice_drop, max_kept=ctx.options.max_kept)
-    with job.progress.step(f"accuracy guard (OpenVINO CPU, budget {config.max_dice_drop_pp} pp)"):
+    label = f"OpenVINO CPU, float parts at {hint}, budget {config.max_dice_drop_pp} pp"
+    with job.progress.step(f"accuracy guard ({label})"):
         report = run_guard(
             ctx.reference, candidate, ctx.groups if ctx.options.search else [], ctx.held, job.spec,
-            config=config, reference_predict=_predictor(fp32), log=job.progress.info,
+            config=config, reference_predict=_predictor(fp32, FP32_PROPERTIES), log=job.progress.info,
         )
     job.progress.info(report.summary())
     if not report.passed:
@@ -73,9 +82,9 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
         ov.save_model(final, str(staging / XML), compress_to_fp16=False)
     info["fake_quantize_nodes_final"] = count_fake_quantize(final)
     details: dict[str, Any] = {
-        "openvino": {"compress_to_fp16": False, "source_graph": "fp32"},
+        "openvino": {"compress_to_fp16": False, "source_graph": "fp32", "inference_precision": hint},
         "int8": {
-            "form": "openvino (NNCF FakeQuantize + INT8 weights)",
+            "form": f"openvino (NNCF FakeQuantize + INT8 weights; float parts at {hint})",
             "quantization": info,
             "kept_float": {"groups": report.kept_float, "patterns": [groups[k].pattern for k in report.kept_float]},
             "accuracy_guard": report.to_dict(),
@@ -86,8 +95,8 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
         files={"model": XML, "weights": BIN},
         inputs=[_meta(p) for p in final.inputs],
         outputs=[_meta(p) for p in final.outputs],
-        checks=[openvino_check(staging / XML, PROPERTIES, target.precision)],
-        properties=dict(PROPERTIES),
+        checks=[openvino_check(staging / XML, properties, target.precision)],
+        properties=dict(properties),
         details=details,
         calibration=ctx.calibration_summary(method.label, {"nncf": info["range_estimator"]}),
         built=f"OpenVINO INT8 IR written ({report.summary()})",

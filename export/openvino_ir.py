@@ -1,10 +1,15 @@
-"""OpenVINO IR targets (``openvino-fp32``, ``openvino-fp16``).
+"""OpenVINO IR targets (``openvino-fp32``, ``openvino-fp16``, ``openvino-bf16``).
 
 ``ov.convert_model`` reads the checked FP32 ONNX graph; ``ov.save_model``
 writes ``model.xml`` + ``model.bin``. FP16 means FP16-compressed weights
 (``compress_to_fp16=True``); OpenVINO decompresses them and computes at the
 device's inference precision. ``save_model`` compresses by default, so the
-FP32 target passes ``compress_to_fp16=False`` explicitly.
+FP32 and BF16 targets pass ``compress_to_fp16=False`` explicitly.
+
+An IR cannot carry its inference precision, so each target's
+(``Target.inference_precision``: f32 for fp32/fp16, bf16 for bf16) goes into
+the manifest's ``runtime.properties`` and the gate opens the staged IR with
+exactly those properties, as every loader will.
 """
 
 from __future__ import annotations
@@ -18,9 +23,14 @@ from qtseg.backends.base import Backend
 from qtseg.manifest import INFERENCE_PRECISION
 
 XML, BIN = "model.xml", "model.bin"
-# The inference precision the FP32/FP16 IRs are verified at (and every loader pins):
-# f32, because OpenVINO's CPU plugin would otherwise pick bf16 on CPUs that have it.
-VERIFIED_PRECISION = "f32"
+
+
+def verified_properties(target: Target) -> dict[str, str]:
+    """``runtime.properties`` of an OpenVINO target on this machine: its inference precision."""
+    hint = target.resolved_inference_precision()
+    if hint is None:
+        raise ValueError(f"OpenVINO target {target.name} states no inference precision")
+    return {INFERENCE_PRECISION: hint}
 
 
 def openvino_check(path: Path, properties: dict[str, str], precision: str) -> ParityCheck:
@@ -50,13 +60,14 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
             model.set_rt_info(value, ["qtseg", key])
     with job.progress.step(f"save IR ({'FP16-compressed' if compress else 'FP32'} weights)"):
         ov.save_model(model, str(staging / XML), compress_to_fp16=compress)
-    properties = {INFERENCE_PRECISION: VERIFIED_PRECISION}
+    properties = verified_properties(target)
     return BuildResult(
         files={"model": XML, "weights": BIN},
         inputs=[_meta(p) for p in model.inputs],
         outputs=[_meta(p) for p in model.outputs],
         checks=[openvino_check(staging / XML, properties, target.precision)],
         properties=properties,
-        details={"openvino": {"compress_to_fp16": compress, "source_graph": target.graph}},
+        details={"openvino": {"compress_to_fp16": compress, "source_graph": target.graph,
+                              "inference_precision": properties[INFERENCE_PRECISION]}},
         built="OpenVINO IR written",
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 TRT_HINT = "needs NVIDIA's tensorrt wheel (pip install tensorrt; see docs/export.md)"
 GRAPH_KEYS = ("fp32", "fp16")
+NATIVE = "native"
 
 
 class TargetError(ValueError):
@@ -36,6 +37,11 @@ class Target:
         requires_calibration: needs a calibration set (INT8).
         build_needs_cuda: can only be built on a machine with a CUDA GPU.
         install_hint: extra words for the "not installed" message.
+        inference_precision: OpenVINO targets: the CPU inference precision the
+            artifact is verified at and its manifest pins (``f32``, ``bf16``), or
+            ``native`` = the fastest float precision this CPU runs natively
+            (bf16 where OpenVINO lists BF16, else f32; the float parts of INT8).
+            A precision the CPU lacks makes the target unavailable here.
     """
 
     name: str
@@ -51,6 +57,7 @@ class Target:
     requires_calibration: bool = False
     build_needs_cuda: bool = False
     install_hint: str = ""
+    inference_precision: str | None = None
 
     def build(self, job: Any, staging: Any) -> Any:
         """Run the family builder: ``build(job, self, staging) -> BuildResult``."""
@@ -72,7 +79,21 @@ class Target:
             return f"{', '.join(missing)} not installed: pip install 'qtseg[{self.extra}]'{hint}"
         if self.build_needs_cuda and not _cuda_available():
             return f"{self.name} is compiled on a CUDA GPU and this machine has none"
+        if self.inference_precision not in (None, NATIVE):
+            from qtseg.backends.openvino_backend import precision_problem
+
+            problem = precision_problem(self.inference_precision)
+            if problem:
+                return f"{self.name} cannot be verified on this CPU: {problem}"
         return None
+
+    def resolved_inference_precision(self) -> str | None:
+        """The OpenVINO inference precision of this target on this machine (``native`` resolved)."""
+        if self.inference_precision != NATIVE:
+            return self.inference_precision
+        from qtseg.backends.openvino_backend import fastest_float_precision
+
+        return fastest_float_precision()
 
 
 def _installed(module: str) -> bool:

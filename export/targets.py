@@ -12,7 +12,7 @@ reading this table (``--help``, validation) imports no runtime and no torch.
 
 from __future__ import annotations
 
-from qtseg.export.target import Target, TargetError
+from qtseg.export.target import NATIVE, Target, TargetError
 
 # Options every target accepts; the others must be listed in Target.options.
 COMMON_OPTIONS = frozenset({"imgsz", "batch", "dynamic_batch", "opset", "simplify", "verify", "samples"})
@@ -38,10 +38,14 @@ TARGETS: dict[str, Target] = {
         Target("onnx", "onnx", "fp32", "fp32", _ONNX, _ORT, "ort", "onnxruntime", options=_HW),
         Target("onnx-fp16", "onnx", "fp16", "fp16", _ONNX, _ORT, "ort", "onnxruntime",
                options=_HW | {"io_fp16"}),
+        # OpenVINO pins the CPU inference precision it was verified at (its CPU plugin
+        # would otherwise pick bf16 on CPUs that have it); bf16 only where it is native.
         Target("openvino-fp32", "openvino", "fp32", "fp32", _OV_IR, _OV, "openvino", "openvino", "cpu",
-               options=_HW),
+               options=_HW, inference_precision="f32"),
         Target("openvino-fp16", "openvino", "fp16", "fp32", _OV_IR, _OV, "openvino", "openvino", "cpu",
-               options=_HW),
+               options=_HW, inference_precision="f32"),
+        Target("openvino-bf16", "openvino", "bf16", "fp32", _OV_IR, _OV, "openvino", "openvino", "cpu",
+               options=_HW, inference_precision="bf16"),
         Target("trt-fp16", "tensorrt", "fp16", "fp16", _ENGINE, _TRT, "trt", "tensorrt", "cuda",
                options=_ENGINE_OPTS),
         Target("trt-fp32", "tensorrt", "fp32", "fp32", _ENGINE, _TRT, "trt", "tensorrt", "cuda",
@@ -60,7 +64,7 @@ TARGETS: dict[str, Target] = {
         Target("onnx-int8", "onnx", "int8", "fp32", _INT8_ONNX, _ORT, "ort", "onnxruntime",
                requires_calibration=True),
         Target("openvino-int8", "openvino", "int8", "fp32", _INT8_OV, (*_OV, "nncf"), "openvino",
-               "openvino", "cpu", requires_calibration=True),
+               "openvino", "cpu", requires_calibration=True, inference_precision=NATIVE),
         Target("trt-int8", "tensorrt", "int8", "fp32", _INT8_TRT, _TRT, "trt", "tensorrt", "cuda",
                options=_ENGINE_OPTS, requires_calibration=True),
         Target("trtrtx-int8", "tensorrt", "int8", "fp32", _INT8_TRT, _RTX, "trt", "tensorrt_rtx", "cuda",

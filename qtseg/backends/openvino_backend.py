@@ -1,14 +1,66 @@
-"""OpenVINO backend: an IR (``model.xml`` + ``model.bin``) or an ONNX file."""
+"""OpenVINO backend: an IR (``model.xml`` + ``model.bin``) or an ONNX file.
+
+Also the one place that asks OpenVINO's CPU plugin what this CPU computes
+natively (:func:`cpu_capabilities`, :func:`precision_problem`): the export
+table, the INT8 builder and this backend decide bf16 from it.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qtseg.backends.base import Backend, BackendError, BackendUnavailable, TensorMeta
+from qtseg.backends.base import (
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    NotExecutableHere,
+    TensorMeta,
+)
+from qtseg.manifest import INFERENCE_PRECISION
+
+# Inference precisions that need a native instruction set, and the entry of the CPU
+# plugin's OPTIMIZATION_CAPABILITIES that says it is there (f32 always is).
+NATIVE_CAPABILITY = {"bf16": "BF16", "f16": "FP16"}
+
+
+@functools.cache
+def cpu_capabilities() -> tuple[str, ...]:
+    """OpenVINO CPU plugin's ``OPTIMIZATION_CAPABILITIES``, e.g. ``("BF16", "FP32", "INT8", ...)``.
+
+    The plugin derives them from the CPU's instruction sets when it loads
+    (``BF16`` needs AVX512_BF16 or AMX-BF16; ``OV_CPU_MAX_ISA`` caps what it
+    sees). Cached per process, as the plugin's answer is.
+    """
+    try:
+        import openvino as ov
+    except ImportError:
+        raise BackendUnavailable("openvino", "openvino") from None
+    return tuple(str(c) for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def precision_problem(hint: str) -> str | None:
+    """Why this CPU cannot run inference precision ``hint`` natively, or ``None`` when it can.
+
+    On a CPU without native bf16 OpenVINO would not run what a bf16 artifact
+    was verified at: it emulates bf16 on AVX-512 (slower than f32) or computes
+    something else; so a bf16 hint is refused there instead.
+    """
+    needed = NATIVE_CAPABILITY.get(hint)
+    if needed is None or needed in cpu_capabilities():
+        return None
+    return (f"inference precision {hint} needs native {needed} support, and OpenVINO's CPU plugin "
+            f"does not list {needed} on this CPU (OPTIMIZATION_CAPABILITIES: "
+            f"{', '.join(cpu_capabilities())}; {hint} needs AVX512_{needed} or AMX)")
+
+
+def fastest_float_precision() -> str:
+    """``"bf16"`` where this CPU runs it natively, else ``"f32"`` (the float parts of an INT8 IR)."""
+    return "f32" if precision_problem("bf16") else "bf16"
 
 
 def _meta(port: Any) -> TensorMeta:
@@ -32,6 +84,10 @@ class OpenVINOBackend(Backend):
             ``inference_precision`` (an artifact's ``runtime.properties``,
             which always state ``INFERENCE_PRECISION_HINT``).
         threads: ``INFERENCE_NUM_THREADS`` (0 = runtime default).
+
+    Raises:
+        NotExecutableHere: the inference precision asked for (bf16, f16) is not
+            native on this CPU (:func:`precision_problem`).
     """
 
     name = "openvino"
@@ -63,6 +119,10 @@ class OpenVINOBackend(Backend):
         if inference_precision is not None and self.device == "CPU":
             config["INFERENCE_PRECISION_HINT"] = inference_precision
         config.update({str(k): str(v) for k, v in (properties or {}).items()})
+        if self.device == "CPU" and config.get(INFERENCE_PRECISION):
+            problem = precision_problem(str(config[INFERENCE_PRECISION]))
+            if problem:
+                raise NotExecutableHere(problem)
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         where = "the in-memory model" if in_memory else str(model)
@@ -99,5 +159,6 @@ class OpenVINOBackend(Backend):
             "versions": {"openvino": self._ov.get_version()},
         }
         if self.device == "CPU":
-            info["inference_precision"] = self.compiled_property("INFERENCE_PRECISION_HINT")
+            info["inference_precision"] = self.compiled_property(INFERENCE_PRECISION)
+            info["cpu_capabilities"] = list(cpu_capabilities())
         return info
