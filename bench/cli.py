@@ -234,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from qtseg.bench.markdown import layers_table, main_table, write_markdown
     from qtseg.bench.plots import write_plots
+    from qtseg.bench.recommend import describe
     from qtseg.bench.report import build_report, write_report
     from qtseg.bench.runner import PlanError, run_benchmark
     from qtseg.bench.system import system_info
@@ -257,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_report(report, out)
     write_markdown(report, out)
     print("\n".join(main_table(report)))
+    print("\n" + "\n".join(describe(e) for e in report["recommendation"]))
     if cfg.layers:
         for model in report["models"]:
             print(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from qtseg.bench import recommend
+
 from qtseg.atomic import atomic_write_text
 
 REPORT_MD = "report.md"
@@ -232,6 +234,7 @@ def render(report: dict[str, Any]) -> str:
         "",
         legend,
         "",
+        *recommend.markdown(report.get("recommendation") or []),
         "## Latency by batch size",
         "",
         *latency_table(report),

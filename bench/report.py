@@ -13,9 +13,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from qtseg.timing import PERCENTILE_RULE
+from qtseg.bench.recommend import CANDIDATE_KEYS, ENTRY_KEYS, recommend
 
 from qtseg.atomic import atomic_write_text
+from qtseg.timing import PERCENTILE_RULE
 
 SCHEMA = "qtseg.bench.report/1"
 REPORT_JSON = "report.json"
@@ -201,7 +202,25 @@ def validate_report(report: Any) -> list[str]:
         if row.get("e2e") is not None:
             _check_timing(row["e2e"], f"{where}.e2e", problems)
         _check(row.get("memory"), MEMORY_KEYS, f"{where}.memory", problems)
+    _check_recommendation(report.get("recommendation"), problems)
     return problems
+
+
+def _check_recommendation(entries: Any, problems: list[str]) -> None:
+    """``recommendation`` (added to schema /1 later: absent in older reports, checked when present)."""
+    if entries is None:
+        return
+    if not isinstance(entries, list):
+        problems.append(f"recommendation: expected a list, got {type(entries).__name__}")
+        return
+    for i, entry in enumerate(entries):
+        _check(entry, ENTRY_KEYS, f"recommendation[{i}]", problems)
+        if not isinstance(entry, dict):
+            continue
+        for j, cand in enumerate(entry.get("candidates") or []):
+            _check(cand, CANDIDATE_KEYS, f"recommendation[{i}].candidates[{j}]", problems)
+        if entry.get("row") is None and not entry.get("reason"):
+            problems.append(f"recommendation[{i}]: no row and no reason")
 
 
 # -- assembly -------------------------------------------------------------------
@@ -302,6 +321,7 @@ def build_report(
         "models": result["models"],
         "rows": rows,
         "summary": summarize(rows, list(config.get("batches", [1]))),
+        "recommendation": recommend(rows, list(config.get("batches", [1])), system.get("cpu") or {}),
         "plots": [],
         "plots_note": None,
     }

@@ -174,20 +174,23 @@ def interleaved(
     rounds: int = 6,
     per_round: int = 4,
     warmup: int = 3,
+    settle: int = 0,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, list[float]]:
     """Durations (seconds) of each callable, timed in interleaved rounds.
 
     Each callable gets ``warmup`` untimed calls, then the callables take turns,
-    ``per_round`` timed calls each, ``rounds`` times.
+    ``per_round`` timed calls each, ``rounds`` times. ``settle`` untimed calls
+    open every turn: a runtime whose thread pool went to sleep while the
+    others ran wakes it there, not in the first timed call.
     """
-    if rounds < 1 or per_round < 1 or warmup < 0:
-        raise ValueError("need rounds >= 1, per_round >= 1 and warmup >= 0")
+    if rounds < 1 or per_round < 1 or warmup < 0 or settle < 0:
+        raise ValueError("need rounds >= 1, per_round >= 1, warmup >= 0 and settle >= 0")
     for fn in calls.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(rounds):
         for name, fn in calls.items():
-            times[name].extend(time_calls(fn, warmup=0, iters=per_round, clock=clock))
+            times[name].extend(time_calls(fn, warmup=settle, iters=per_round, clock=clock))
     return times

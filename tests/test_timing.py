@@ -80,6 +80,19 @@ def test_interleaved_takes_turns_and_times_each_callable():
         interleaved({"a": lambda: None}, rounds=0)
 
 
+def test_interleaved_settles_each_turn_untimed():
+    order: list[str] = []
+    ticks = iter(range(100))
+    times = interleaved(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+        rounds=2, per_round=1, warmup=0, settle=1, clock=lambda: float(next(ticks)),
+    )
+    assert order == ["a", "a", "b", "b"] * 2  # one untimed call opens every turn
+    assert times == {"a": [1.0, 1.0], "b": [1.0, 1.0]}  # only the timed call reads the clock
+    with pytest.raises(ValueError):
+        interleaved({"a": lambda: None}, settle=-1)
+
+
 @pytest.mark.parametrize("bad", [[], [-0.001], [float("nan")]])
 def test_bad_durations_are_rejected(bad):
     with pytest.raises(ValueError):

@@ -39,11 +39,12 @@ def build_qdq_variants(fp32_dir: Path, int8_dir: Path, out: Path) -> list[Path]:
     """ORT QDQ graphs from the INT8 artifact's range table and kept-float list, other settings.
 
     ``int8-full`` (nothing kept in float), ``int8-compute-only`` (only
-    Conv/ConvTranspose/Gemm/MatMul inputs quantized) and ``u8-asym`` (uint8
-    asymmetric activations: ORT's x86 form, not accepted by TensorRT).
+    Conv/ConvTranspose/Gemm/MatMul inputs quantized), both in the artifact's
+    activation form; ``s8-sym`` (int8 symmetric activations: the TensorRT form)
+    and ``u8-asym`` (uint8 asymmetric: ONNX Runtime's fast x86 form, what
+    ``onnx-int8`` ships since issue 15).
     """
     import onnx
-
     from qtseg.calibration.methods import CalibrationMethod
     from qtseg.calibration.onnx_qdq import QdqSettings, keep_float, quantize_qdq
 
@@ -54,9 +55,13 @@ def build_qdq_variants(fp32_dir: Path, int8_dir: Path, out: Path) -> list[Path]:
     kept = manifest.details["int8"]["kept_float"]["nodes"]
     fp32_path = fp32_dir / "model.onnx"
     fp32 = onnx.load(str(fp32_path))
+    shipped = manifest.details["int8"]["quantization"].get("activations", "int8")
+    form = "uint8" if str(shipped).startswith("uint8") else "int8"
+    compute = ("Conv", "ConvTranspose", "Gemm", "MatMul")
     variants = {
-        "int8-full": (QdqSettings(), []),
-        "int8-compute-only": (QdqSettings(op_types=("Conv", "ConvTranspose", "Gemm", "MatMul")), kept),
+        "int8-full": (QdqSettings(activations=form), []),
+        "int8-compute-only": (QdqSettings(op_types=compute, activations=form), kept),
+        "s8-sym": (QdqSettings(activations="int8"), kept),
         "u8-asym": (QdqSettings(activations="uint8"), kept),
     }
     folders = []

@@ -107,6 +107,21 @@ def test_latency_per_batch_and_ratios(cpu_bench):
     )
 
 
+def test_recommendation_is_the_fastest_row_within_its_floor(cpu_bench):
+    report = cpu_bench.report
+    (entry,) = report["recommendation"]
+    rows = _rows(report)
+    artifacts = [r for r in rows.values() if r["kind"] == "artifact"]
+    fastest = min(artifacts, key=lambda r: r["latency"][0]["p50_ms"])  # every row passed parity here
+    assert entry["row"] == fastest["id"] and entry["batch"] == 1
+    assert entry["speedup_vs_reference"] == fastest["latency"][0]["speedup_vs_reference"]
+    assert entry["reference_row"] == rows[entry["reference_row"]]["id"] and entry["reason"] is None
+    assert entry["cpu"]["flags"] == report["system"]["cpu"]["flags"]
+    assert [c["eligible"] for c in entry["candidates"]] == [True] * len(artifacts)
+    assert f"recommended for {entry['model']} on " in cpu_bench.out and entry["row"] in cpu_bench.out
+    assert "## Recommendation" in (cpu_bench.report_dir / "report.md").read_text()
+
+
 def test_memory_and_size(cpu_bench, cpu_exports: Path):
     for row in cpu_bench.report["rows"]:
         assert row["memory"]["peak_rss_mb"] > row["memory"]["rss_before_load_mb"] > 0

@@ -74,3 +74,59 @@ def test_all_skips_targets_rejecting_an_option():
     run, skipped = _plan(resolve("all"), {"dynamic_hw"}, single=False)
     assert "trtrtx-fp16" in skipped and "does not accept --dynamic-hw" in skipped["trtrtx-fp16"]
     assert "onnx" in [t.name for t in run]
+
+
+def test_openvino_targets_state_the_precision_they_are_verified_at():
+    want = {"openvino-fp32": "f32", "openvino-fp16": "f32", "openvino-bf16": "bf16", "openvino-int8": "native"}
+    assert {t.name: t.inference_precision for t in TARGETS.values() if t.format == "openvino"} == want
+    assert all(t.inference_precision is None for t in TARGETS.values() if t.format != "openvino")
+    bf16 = TARGETS["openvino-bf16"]
+    assert bf16.precision == "bf16" and bf16.graph == "fp32" and bf16.device == "cpu"
+    floor = THRESHOLDS["bf16"]  # the issue's floor: agreement >= 99.9 %, |Dice change| <= 0.1 pp
+    assert (floor.min_agreement, floor.max_dice_delta_pp, floor.max_abs_diff) == (0.999, 0.1, None)
+
+
+# OpenVINO's CPU plugin reads OV_CPU_MAX_ISA when it loads: AVX512_CORE = a CPU without BF16/VNNI.
+PLAN_PROBE = """
+import json
+from qtseg.export.cli import _plan
+from qtseg.export.targets import TARGETS, resolve
+run, skipped = _plan(resolve("all"), set(), single=False)
+print(json.dumps({"skipped": skipped, "run": [t.name for t in run],
+                  "int8": TARGETS["openvino-int8"].resolved_inference_precision()}))
+"""
+
+
+def _no_bf16_env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "OV_CPU_MAX_ISA": "AVX512_CORE"}
+
+
+def test_bf16_target_is_skipped_by_all_and_refused_alone_without_bf16(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    env = _no_bf16_env()
+    proc = subprocess.run([sys.executable, "-c", PLAN_PROBE], capture_output=True, text=True, env=env,
+                          timeout=300, check=True)
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    reason = got["skipped"]["openvino-bf16"]
+    assert reason.startswith("openvino-bf16 cannot be verified on this CPU: inference precision bf16 "
+                             "needs native BF16 support")
+    assert {"openvino-fp32", "openvino-fp16"} <= set(got["run"]) and got["int8"] == "f32"
+    cli = subprocess.run([sys.executable, "-m", "qtseg.export.cli", "--target", "openvino-bf16",
+                          "--out", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300)
+    assert cli.returncode == 2 and cli.stdout == ""
+    assert cli.stderr.strip().splitlines() == [f"error: {reason}"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_bf16_target_is_available_where_the_cpu_has_it():
+    from qtseg.backends.openvino_backend import precision_problem
+
+    if precision_problem("bf16"):
+        pytest.skip("this CPU has no native bf16")
+    assert TARGETS["openvino-bf16"].unavailable_reason() is None
+    assert TARGETS["openvino-int8"].resolved_inference_precision() == "bf16"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -17,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qtseg.bench.stats import latency_stats, time_calls
-from qtseg.bench.system import cpu_description, library_versions
+
+from qtseg.provenance import cpu_description, git_sha, package_versions
+from qtseg.timing import interleaved as timed_in_turns
+from qtseg.timing import latency_stats
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -39,13 +40,22 @@ def machine() -> dict[str, Any]:
     """CPU model and instruction sets, versions, command line and load (for every results file)."""
     return {
         "cpu": cpu_description(),
-        "versions": library_versions(),
+        "openvino_cpu_capabilities": _openvino_capabilities(),
+        "versions": package_versions(),
         "python": sys.version.split()[0],
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "git": subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              check=False, capture_output=True, text=True).stdout.strip(),
+        "git": git_sha(),
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+
+
+def _openvino_capabilities() -> list[str] | None:
+    try:
+        from qtseg.backends.openvino_backend import cpu_capabilities
+
+        return list(cpu_capabilities())
+    except Exception:  # noqa: BLE001 - openvino absent: nothing to record
+        return None
 
 
 def interleaved(
@@ -56,20 +66,8 @@ def interleaved(
     warmup: int = 2,
     settle: int = 0,
 ) -> dict[str, list[float]]:
-    """Time named zero-argument calls in turns: ``rounds`` x (each case ``per_round`` calls).
-
-    ``settle`` untimed calls start every turn (a runtime whose threads were
-    parked while another case ran wakes them up there). Returns
-    ``{name: durations in seconds}``.
-    """
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for fn in cases.values():
-        for _ in range(warmup):
-            fn()
-    for _ in range(rounds):
-        for name, fn in cases.items():
-            times[name] += time_calls(fn, warmup=settle, iters=per_round)
-    return times
+    """:func:`qtseg.timing.interleaved` (turns of ``per_round`` calls, ``settle`` untimed first)."""
+    return timed_in_turns(cases, rounds=rounds, per_round=per_round, warmup=warmup, settle=settle)
 
 
 def summary(durations_s: list[float], divide: int = 1) -> dict[str, float]:

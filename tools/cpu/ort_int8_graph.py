@@ -6,9 +6,9 @@
 
 Saves the graph ORT actually executes (``SessionOptions.optimized_model_filepath``,
 full optimizations, as the ``Backend`` opens it) for the FP32 graph, the
-``onnx-int8`` artifact (int8 symmetric activations), the same with
-``session.qdqisint8allowed=1`` and the uint8-asymmetric variant (built from
-the artifact's range table), and counts the node types of each: how many
+``onnx-int8`` artifact (uint8 asymmetric activations since issue 15), the
+int8-symmetric (TensorRT-form) variant built from the artifact's range table,
+the same with ``session.qdqisint8allowed=1``, and counts the node types of each: how many
 convolutions/matmuls run as fused integer kernels (``QLinearConv``,
 ``QLinearMatMul``, ``MatMulIntegerToFloat``, ...) and how many quantize /
 dequantize nodes stay around float kernels. Writes
@@ -26,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_results
+from runtime_latency import s8_variant
 
 
 def executed_ops(model: Path, config: dict[str, str], out: Path) -> dict[str, int]:
@@ -49,21 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("exports", type=Path)
     args = parser.parse_args(argv)
-    from qtseg.bench.int8_latency import build_qdq_variants
-
     results: dict[str, Any] = {"machine": machine(), "graphs": {}}
     with tempfile.TemporaryDirectory(prefix="qtseg-ort-graph-") as tmp:
         work = Path(tmp)
-        variants = build_qdq_variants(args.exports / "qtseg-v2_onnx", args.exports / "qtseg-v2_onnx-int8",
-                                      work / "variants")
-        u8 = next(f for f in variants if f.name.endswith("u8-asym"))
+        s8 = s8_variant(args.exports, work / "variants")
         cases = {
             "fp32": (args.exports / "qtseg-v2_onnx" / "model.onnx", {}),
-            "int8 artifact (s8 symmetric activations)": (
+            "int8 artifact (u8 asymmetric activations)": (
                 args.exports / "qtseg-v2_onnx-int8" / "model.onnx", {}),
-            "int8 artifact + qdqisint8allowed=1": (
-                args.exports / "qtseg-v2_onnx-int8" / "model.onnx", {"session.qdqisint8allowed": "1"}),
-            "u8 asymmetric activations variant": (u8 / "model.onnx", {}),
+            "s8 symmetric variant (TensorRT form)": (s8 / "model.onnx", {}),
+            "s8 symmetric variant + qdqisint8allowed=1": (
+                s8 / "model.onnx", {"session.qdqisint8allowed": "1"}),
         }
         for i, (label, (model, config)) in enumerate(cases.items()):
             ops = executed_ops(model, config, work / f"opt{i}.onnx")

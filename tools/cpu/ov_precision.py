@@ -8,7 +8,7 @@ Compiles the IR with no hint (what ``compile_model(xml, "CPU")`` and a plain
 ``benchmark_app`` get), reads the properties back, then compares the no-hint,
 ``f32`` and ``bf16`` runs with PyTorch FP32 (the bundled checkpoint) on the 12
 bundled samples with the export parity gate's own comparison
-(``qtseg.export.parity``: max |logit diff|, arg-max agreement at model
+(``qtseg.evaluation.compare_logits``: max |logit diff|, arg-max agreement at model
 resolution, Dice against the ground truth) plus mask agreement at the
 original image size. Writes ``tools/cpu/results/ov_precision.json``.
 """
@@ -22,10 +22,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SAMPLES, load_average, machine, write_results
-from qtseg.export.parity import compare_logits, load_samples, run_logits
 
 import qtseg
 from qtseg.backends import open_backend
+from qtseg.backends.openvino_backend import OpenVINOBackend
+from qtseg.evaluation import SampleSet, compare_logits, infer_logits
 from qtseg.metrics import mask_agreement
 from qtseg.preprocess import PreprocessSpec
 
@@ -41,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     import openvino as ov
 
     spec = PreprocessSpec.load(args.artifact)
-    samples = load_samples(SAMPLES, spec, limit=0)
+    samples = SampleSet.from_folder(SAMPLES, spec, limit=0)
     with open_backend(qtseg.DEFAULT_CHECKPOINT) as torch_backend:
-        reference = run_logits(torch_backend, samples)
+        reference = infer_logits(torch_backend, samples.x)
     results: dict[str, Any] = {
         "machine": machine(),
         "capabilities": ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"),
@@ -51,9 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         "runs": {},
     }
     for label, hint in (("no hint", None), ("f32", "f32"), ("bf16", "bf16")):
-        with open_backend(args.artifact, threads=args.threads, inference_precision=hint) as be:
+        # the IR itself, not the artifact: its manifest would pin the precision under test
+        config = {} if hint is None else {"INFERENCE_PRECISION_HINT": hint}
+        with OpenVINOBackend(Path(args.artifact) / "model.xml", threads=args.threads,
+                             inference_precision=None, properties=config) as be:
             props = {k: str(be.compiled.get_property(k)) for k in PROPERTIES}
-            logits = run_logits(be, samples)
+            logits = infer_logits(be, samples.x)
         parity = compare_logits(reference, logits, samples, spec, precision="fp32", label=label)
         total = sum(img.shape[0] * img.shape[1] for img in samples.images)
         differing = sum(

@@ -1,23 +1,24 @@
 """Model-only CPU latency of every runtime/precision on this machine, batch 1, interleaved.
 
 ```
-.venv/bin/python tools/cpu/runtime_latency.py --exports /tmp/prep_exports [--threads 1,2] \
+.venv/bin/python tools/cpu/runtime_latency.py --exports EXPORTS [--threads 1,2] \
     [--rounds 4] [--per-round 2] [--no-variants]
 ```
 
-Expects ``<exports>/qtseg-v2_{onnx,onnx-int8,openvino-fp32,openvino-int8}`` (from
-``qtseg-export``). Rows: PyTorch eager FP32 (bundled checkpoint,
-``torch.set_num_threads``), ONNX Runtime FP32 / INT8 (the artifact's manifest
-session config; plus ``session.qdqisint8allowed=1`` and the uint8-asymmetric
-QDQ variant built from the INT8 artifact's range table by
-``qtseg.bench.int8_latency.build_qdq_variants``), OpenVINO FP32 IR at ``f32``
-and ``bf16`` inference precision (and ``f32`` with ``PERFORMANCE_HINT=LATENCY``
-+ ``NUM_STREAMS=1`` given explicitly), OpenVINO INT8 IR with ``f32`` and
-``bf16`` for its float parts. All rows of one thread count take turns (one
-untimed call, then ``--per-round`` timed calls each, ``--rounds`` times) on the
-same real preprocessed sample. For OpenVINO rows the kernels the plugin chose
-for Convolution/MatMul/FullyConnected are read back from the runtime model
-(their names carry the ISA and precision). Writes
+Expects ``<exports>/qtseg-v2_{onnx,onnx-int8,openvino-fp32,openvino-int8}`` and,
+where the CPU has bf16, ``qtseg-v2_openvino-bf16`` (from ``qtseg-export``).
+Rows: PyTorch eager FP32 (bundled checkpoint, ``torch.set_num_threads``), ONNX
+Runtime FP32 / INT8 as shipped (uint8 asymmetric QDQ; manifest session
+config), plus the int8-symmetric (TensorRT-form) QDQ graph built from the INT8
+artifact's range table by ``tools/int8_latency.py``'s ``build_qdq_variants``
+with and without ``session.qdqisint8allowed=1``; OpenVINO FP32 IR at ``f32``
+(and with ``PERFORMANCE_HINT=LATENCY`` + ``NUM_STREAMS=1`` given explicitly),
+the bf16 artifact, the INT8 IR as shipped (its manifest's precision for the
+float parts) and with ``f32`` float parts. All rows of one thread count take
+turns (one untimed call, then ``--per-round`` timed calls each, ``--rounds``
+times) on the same real preprocessed sample. For OpenVINO rows the kernels the
+plugin chose for Convolution/MatMul/FullyConnected are read back from the
+runtime model (their names carry the ISA and precision). Writes
 ``tools/cpu/results/runtime_latency.json``.
 """
 
@@ -32,10 +33,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/int8_latency.py
 from common import interleaved, load_average, machine, sample_paths, summary, write_results
 
 import qtseg
 from qtseg.backends import open_backend
+from qtseg.backends.openvino_backend import OpenVINOBackend
 from qtseg.preprocess import PreprocessSpec
 
 COMPUTE_LAYERS = {"Convolution", "GroupConvolution", "Deconvolution", "MatMul", "FullyConnected"}
@@ -62,6 +65,14 @@ def _raw_openvino(xml: Path, threads: int, config: dict[str, Any]) -> tuple[Call
     return (lambda x: np.array(request.infer({0: x})[out], dtype=np.float32)), compiled
 
 
+def s8_variant(exports: Path, scratch: Path) -> Path:
+    """The int8-symmetric (TensorRT-form) QDQ graph of the INT8 artifact's ranges and kept nodes."""
+    from int8_latency import build_qdq_variants
+
+    built = build_qdq_variants(exports / "qtseg-v2_onnx", exports / "qtseg-v2_onnx-int8", scratch)
+    return next(f for f in built if f.name.endswith("s8-sym"))
+
+
 def build_cases(exports: Path, threads: int, variants: list[Path]) -> tuple[dict[str, Any], list[Any]]:
     """Open every row at ``threads`` threads: ``({label: (predict, info)}, opened backends)``."""
     import torch
@@ -70,36 +81,36 @@ def build_cases(exports: Path, threads: int, variants: list[Path]) -> tuple[dict
     opened: list[Any] = []
     cases: dict[str, Any] = {}
 
-    def add(label: str, folder: Path | str, **options: Any) -> None:
-        be = open_backend(folder, **options)
-        opened.append(be)
-        info: dict[str, Any] = {"describe": be.describe()}
-        if hasattr(be, "compiled"):
-            info["inference_precision"] = str(be.compiled.get_property("INFERENCE_PRECISION_HINT"))
-            info["kernels"] = ov_kernels(be.compiled)
-        cases[label] = (be.infer, info)
+    def add(label: str, backend: Any) -> None:
+        opened.append(backend)
+        info: dict[str, Any] = {"describe": backend.describe()}
+        if hasattr(backend, "compiled"):
+            info["inference_precision"] = backend.compiled_property("INFERENCE_PRECISION_HINT")
+            info["kernels"] = ov_kernels(backend.compiled)
+        cases[label] = (backend.infer, info)
 
-    add("torch eager fp32", qtseg.DEFAULT_CHECKPOINT)
-    add("ort fp32", exports / "qtseg-v2_onnx", threads=threads)
-    add("ort int8 (artifact: s8 QDQ)", exports / "qtseg-v2_onnx-int8", threads=threads)
-    add("ort int8 + qdqisint8allowed=1", exports / "qtseg-v2_onnx-int8", threads=threads,
-        session_config={"session.qdqisint8allowed": "1"})
+    def ir(name: str, hint: str, **extra: str) -> Any:
+        """The IR of an artifact at an explicit precision (its manifest would pin another)."""
+        return OpenVINOBackend(exports / name / "model.xml", threads=threads,
+                               properties={"INFERENCE_PRECISION_HINT": hint, **extra})
+
+    add("torch eager fp32", open_backend(qtseg.DEFAULT_CHECKPOINT))
+    add("ort fp32", open_backend(exports / "qtseg-v2_onnx", threads=threads))
+    add("ort int8 (artifact: u8 asym QDQ)", open_backend(exports / "qtseg-v2_onnx-int8", threads=threads))
     for folder in variants:
-        add(f"ort int8 variant {folder.name.split('_', 1)[1]}", folder, threads=threads)
-    add("ov fp32 IR, f32", exports / "qtseg-v2_openvino-fp32", threads=threads,
-        inference_precision="f32")
-    add("ov fp32 IR, bf16", exports / "qtseg-v2_openvino-fp32", threads=threads,
-        inference_precision="bf16")
-    predict, compiled = _raw_openvino(
-        exports / "qtseg-v2_openvino-fp32" / "model.xml", threads,
-        {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1})
-    cases["ov fp32 IR, f32, LATENCY + 1 stream (explicit)"] = (
-        predict, {"properties": {k: str(compiled.get_property(k)) for k in
-                                 ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS")}})
-    add("ov int8 IR, f32 rest", exports / "qtseg-v2_openvino-int8", threads=threads,
-        inference_precision="f32")
-    add("ov int8 IR, bf16 rest", exports / "qtseg-v2_openvino-int8", threads=threads,
-        inference_precision="bf16")
+        name = folder.name.split("_", 1)[1]
+        add(f"ort int8 variant {name}", open_backend(folder, threads=threads))
+        add(f"ort int8 variant {name} + qdqisint8allowed=1",
+            open_backend(folder, threads=threads, session_config={"session.qdqisint8allowed": "1"}))
+    add("ov fp32 IR, f32", open_backend(exports / "qtseg-v2_openvino-fp32", threads=threads))
+    if (exports / "qtseg-v2_openvino-bf16").is_dir():
+        add("ov bf16 (artifact)", open_backend(exports / "qtseg-v2_openvino-bf16", threads=threads))
+    else:
+        add("ov fp32 IR, bf16", ir("qtseg-v2_openvino-fp32", "bf16"))
+    add("ov fp32 IR, f32, LATENCY + 1 stream (explicit)",
+        ir("qtseg-v2_openvino-fp32", "f32", PERFORMANCE_HINT="LATENCY", NUM_STREAMS="1"))
+    add("ov int8 IR, f32 rest", ir("qtseg-v2_openvino-int8", "f32"))
+    add("ov int8 (artifact)", open_backend(exports / "qtseg-v2_openvino-int8", threads=threads))
     return cases, opened
 
 
@@ -117,13 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine": machine(), "input": f"{sample_paths()[0].name} {x.shape}",
                                "rounds": args.rounds, "per_round": args.per_round, "runs": {}}
     scratch = tempfile.TemporaryDirectory(prefix="qtseg-cpu-variants-")
-    variants: list[Path] = []
-    if not args.no_variants:
-        from qtseg.bench.int8_latency import build_qdq_variants
-
-        built = build_qdq_variants(args.exports / "qtseg-v2_onnx", args.exports / "qtseg-v2_onnx-int8",
-                                   Path(scratch.name))
-        variants = [f for f in built if f.name.endswith("u8-asym")]
+    variants = [] if args.no_variants else [s8_variant(args.exports, Path(scratch.name))]
     for threads in (int(t) for t in args.threads.split(",")):
         cases, opened = build_cases(args.exports, threads, variants)
         load_before = load_average()

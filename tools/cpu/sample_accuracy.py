@@ -5,7 +5,7 @@
 ```
 
 Opens the same rows as ``runtime_latency.py`` (same options) and scores each
-with the export parity gate's comparison (``qtseg.export.parity.compare_logits``):
+with the export parity gate's comparison (``qtseg.evaluation.compare_logits``):
 arg-max agreement at model resolution, max |logit diff|, and mean Dice against
 the ground-truth masks at the original size, as a change against PyTorch FP32
 in percentage points (issue 15's goal allows <= 0.5 pp). Writes
@@ -22,9 +22,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SAMPLES, load_average, machine, write_results
-from qtseg.export.parity import compare_logits, load_samples
-from runtime_latency import build_cases
+from runtime_latency import build_cases, s8_variant
 
+from qtseg.evaluation import SampleSet, compare_logits
 from qtseg.preprocess import PreprocessSpec
 
 
@@ -33,16 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exports", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    from qtseg.bench.int8_latency import build_qdq_variants
-
     spec = PreprocessSpec.load(args.exports / "qtseg-v2_onnx")
-    samples = load_samples(SAMPLES, spec, limit=0)
+    samples = SampleSet.from_folder(SAMPLES, spec, limit=0)
     results: dict[str, Any] = {"machine": machine(), "load_before": load_average(), "rows": {}}
     with tempfile.TemporaryDirectory(prefix="qtseg-cpu-variants-") as tmp:
-        built = build_qdq_variants(args.exports / "qtseg-v2_onnx", args.exports / "qtseg-v2_onnx-int8",
-                                   Path(tmp))
-        cases, opened = build_cases(args.exports, args.threads,
-                                    [f for f in built if f.name.endswith("u8-asym")])
+        cases, opened = build_cases(args.exports, args.threads, [s8_variant(args.exports, Path(tmp))])
         try:
             logits = {k: [predict(samples.x[i : i + 1]) for i in range(len(samples.names))]
                       for k, (predict, _) in cases.items()}
