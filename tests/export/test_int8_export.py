@@ -93,24 +93,58 @@ def test_reload_and_predict(tiny_int8, tiny_checkpoint, name):
     assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.7
 
 
-def _scales(path: Path) -> dict[str, np.ndarray]:
+def _activation_qparams(path: Path) -> dict[str, tuple[float, int, int]]:
+    """``{tensor: (scale, zero point, zero-point ONNX type)}`` of every activation QuantizeLinear."""
     model = onnx.load(str(path))
     inits = {i.name: i for i in model.graph.initializer}
-    return {n.name: numpy_helper.to_array(inits[n.input[1]]) for n in model.graph.node
-            if n.op_type == "DequantizeLinear" and n.input[1] in inits and n.input[0] not in inits}
+    out = {}
+    for n in model.graph.node:
+        if n.op_type == "QuantizeLinear" and n.input[0] not in inits and n.input[1] in inits:
+            zero = inits[n.input[2]]
+            out[n.input[0]] = (float(numpy_helper.to_array(inits[n.input[1]])),
+                               int(numpy_helper.to_array(zero)), zero.data_type)
+    return out
 
 
-def test_tensorrt_rtx_engine_is_built_from_the_same_scales(tiny_int8):
+def test_onnx_and_tensorrt_forms_come_from_one_range_table(tiny_int8):
+    """onnx-int8: uint8 asymmetric activations (ORT's fast x86 form); the engine: int8 symmetric
+    (TensorRT's only form); every activation scale of both follows from the artifact's ranges.json."""
     out, _ = tiny_int8
     folder = out / "qtseg-v2_trtrtx-int8"
     manifest = read_manifest(folder)
     assert (folder / "model.engine").stat().st_size > 0 and manifest["runtime"]["name"] == "tensorrt_rtx"
     assert manifest["details"]["int8"]["tensorrt_fallback"]["float_nodes"] == []
-    ort_scales, trt_scales = _scales(out / "qtseg-v2_onnx-int8" / "model.onnx"), _scales(folder / "model.onnx")
-    assert ort_scales.keys() == trt_scales.keys() and len(ort_scales) > 50
-    assert all(np.array_equal(ort_scales[k], trt_scales[k]) for k in ort_scales)
+    ranges = json.loads((out / "qtseg-v2_onnx-int8" / "ranges.json").read_text())["ranges"]
+    ort = _activation_qparams(out / "qtseg-v2_onnx-int8" / "model.onnx")
+    trt = _activation_qparams(folder / "model.onnx")
+    assert len(ort) > 50 and len(trt) > 50 and set(ort) <= set(ranges) and set(trt) <= set(ranges)
+    assert {t for _, _, t in ort.values()} == {onnx.TensorProto.UINT8}
+    assert any(z != 0 for _, z, _ in ort.values())  # asymmetric
+    assert {(z, t) for _, z, t in trt.values()} == {(0, onnx.TensorProto.INT8)}  # symmetric
+    for name, (scale, _, _) in ort.items():
+        lo, hi = min(ranges[name][0], 0.0), max(ranges[name][1], 0.0)
+        assert scale == pytest.approx((hi - lo) / 255, rel=1e-5), name
+    for name, (scale, _, _) in trt.items():
+        lo, hi = ranges[name]
+        assert scale == pytest.approx(max(abs(lo), abs(hi)) / 127, rel=1e-5), name
+    onnx_int8 = read_manifest(out / "qtseg-v2_onnx-int8")["details"]["int8"]
+    assert onnx_int8["quantization"]["activations"].startswith("uint8 asymmetric")
+    assert manifest["details"]["int8"]["quantization"]["activations"].startswith("int8 symmetric")
     # no GPU here and the gate is off: nothing may claim the engine ran, and the manifest must say why
     assert manifest["execution"]["verified_with"] is None and manifest["execution"]["not_run"]
+
+
+def test_openvino_int8_states_the_precision_of_its_float_parts(tiny_int8):
+    from qtseg.backends.openvino_backend import fastest_float_precision
+
+    out, _ = tiny_int8
+    manifest = read_manifest(out / "qtseg-v2_openvino-int8")
+    hint = fastest_float_precision()  # bf16 where this CPU has it natively, else f32
+    assert manifest["runtime"]["properties"] == {"INFERENCE_PRECISION_HINT": hint}
+    assert manifest["details"]["openvino"]["inference_precision"] == hint
+    assert manifest["details"]["int8"]["form"].endswith(f"float parts at {hint})")
+    with open_backend(out / "qtseg-v2_openvino-int8") as backend:
+        assert backend.compiled_property("INFERENCE_PRECISION_HINT") == hint
 
 
 def test_guard_failure_leaves_nothing(tiny_checkpoint, kvasir_dir, tmp_path):
