@@ -23,6 +23,7 @@ from qtseg.calibration.openvino_ptq import count_fake_quantize, keep_float, quan
 from qtseg.export.int8_context import int8_context
 from qtseg.export.job import BuildResult, ExportJob
 from qtseg.export.openvino_ir import openvino_check, verified_properties
+from qtseg.export.openvino_passes import channel_layernorm_to_mvn
 from qtseg.export.target import Target
 
 from qtseg.evaluation import Predictor
@@ -51,6 +52,7 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
     method = CalibrationMethod.parse(ctx.options.calib_method)
     with job.progress.step(f"convert ONNX -> OpenVINO (openvino {ov.get_version().split('-')[0]})"):
         fp32 = ov.convert_model(str(job.graph_file("fp32")))
+        rewritten = channel_layernorm_to_mvn(fp32)  # before NNCF: it quantizes what will run
     with job.progress.step(f"NNCF INT8 quantization on {len(ctx.calib)} calibration images ({method.label})"):
         quantized, info = quantize_openvino(fp32, ctx.calib, method)
     job.progress.info(f"{info['fake_quantize_nodes']} activation quantizers; ranges: {info['range_estimator']}")
@@ -82,7 +84,8 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
         ov.save_model(final, str(staging / XML), compress_to_fp16=False)
     info["fake_quantize_nodes_final"] = count_fake_quantize(final)
     details: dict[str, Any] = {
-        "openvino": {"compress_to_fp16": False, "source_graph": "fp32", "inference_precision": hint},
+        "openvino": {"compress_to_fp16": False, "source_graph": "fp32", "inference_precision": hint,
+                     "rewrites": {"channel_layernorm_to_mvn": rewritten}},
         "int8": {
             "form": f"openvino (NNCF FakeQuantize + INT8 weights; float parts at {hint})",
             "quantization": info,

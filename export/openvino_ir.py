@@ -9,7 +9,9 @@ FP32 and BF16 targets pass ``compress_to_fp16=False`` explicitly.
 An IR cannot carry its inference precision, so each target's
 (``Target.inference_precision``: f32 for fp32/fp16, bf16 for bf16) goes into
 the manifest's ``runtime.properties`` and the gate opens the staged IR with
-exactly those properties, as every loader will.
+exactly those properties, as every loader will. Channel LayerNorms are
+rewritten without their transposes first
+(:func:`qtseg.export.openvino_passes.channel_layernorm_to_mvn`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qtseg.export.job import BuildResult, ExportJob, ParityCheck
+from qtseg.export.openvino_passes import channel_layernorm_to_mvn
 from qtseg.export.target import Target
 
 from qtseg.backends.base import Backend
@@ -56,6 +59,7 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
     compress = target.precision == "fp16"
     with job.progress.step(f"convert ONNX -> OpenVINO IR (openvino {ov.get_version().split('-')[0]})"):
         model = ov.convert_model(str(onnx_path))
+        rewritten = channel_layernorm_to_mvn(model)
         for key, value in job.rt_info(target).items():
             model.set_rt_info(value, ["qtseg", key])
     with job.progress.step(f"save IR ({'FP16-compressed' if compress else 'FP32'} weights)"):
@@ -68,6 +72,7 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
         checks=[openvino_check(staging / XML, properties, target.precision)],
         properties=properties,
         details={"openvino": {"compress_to_fp16": compress, "source_graph": target.graph,
-                              "inference_precision": properties[INFERENCE_PRECISION]}},
+                              "inference_precision": properties[INFERENCE_PRECISION],
+                              "rewrites": {"channel_layernorm_to_mvn": rewritten}}},
         built="OpenVINO IR written",
     )
