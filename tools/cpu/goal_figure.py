@@ -159,7 +159,8 @@ def print_run(run: dict[str, Any]) -> None:
         bf16 = f"{r['x_own_bf16']:.2f}x" if "x_own_bf16" in r else ""
         agree = f"{100 * r['agreement']:.3f}" if "agreement" in r else "ref"
         dice = f"{r['dice_delta_pp']:+.3f}" if "dice_delta_pp" in r else ""
-        ok = "" if label == TORCH else ("yes" if r.get("verified") else "NO " + "; ".join(r["floor_failures"]))
+        ok = "" if label == TORCH else "yes" if r.get("verified") else "NO: " + "; ".join(
+            r["floor_failures"] or [f"Dice change {r['dice_delta_pp']:+.3f} pp < -{DICE_BUDGET_PP} pp"])
         print(f"{label:18s} {r['precision']:5s} {r['p50_ms']:8.1f} {r['x_torch']:7.2f}x "
               f"{r['x_torch_per_round']:8.2f}x {own:>11s} {bf16:>11s} {agree:>8s} {dice:>9s} {ok}")
     best = run["best_verified"]

@@ -38,6 +38,7 @@ from common import interleaved, load_average, machine, sample_paths, summary, wr
 
 import qtseg
 from qtseg.backends import open_backend
+from qtseg.backends.onnxruntime_backend import OnnxRuntimeBackend
 from qtseg.backends.openvino_backend import OpenVINOBackend
 from qtseg.preprocess import PreprocessSpec
 
@@ -100,8 +101,10 @@ def build_cases(exports: Path, threads: int, variants: list[Path]) -> tuple[dict
     for folder in variants:
         name = folder.name.split("_", 1)[1]
         add(f"ort int8 variant {name}", open_backend(folder, threads=threads))
+        # the graph itself: its manifest's (empty) session config would be applied otherwise
         add(f"ort int8 variant {name} + qdqisint8allowed=1",
-            open_backend(folder, threads=threads, session_config={"session.qdqisint8allowed": "1"}))
+            OnnxRuntimeBackend(folder / "model.onnx", threads=threads, precision="int8",
+                               session_config={"session.qdqisint8allowed": "1"}))
     add("ov fp32 IR, f32", open_backend(exports / "qtseg-v2_openvino-fp32", threads=threads))
     if (exports / "qtseg-v2_openvino-bf16").is_dir():
         add("ov bf16 (artifact)", open_backend(exports / "qtseg-v2_openvino-bf16", threads=threads))
