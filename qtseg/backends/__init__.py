@@ -152,11 +152,12 @@ def open_backend(
 
     Args:
         target: ``exports/<model>_<target>/`` (holds ``manifest.json``), a
-            checkpoint directory (holds ``checkpoint.json``) or an ``nn.Module``.
+            checkpoint directory (holds ``checkpoint.json``; a ``qtseg-train``
+            output folder means its ``best/``) or an ``nn.Module``.
         device: ``"cpu"``, ``"cuda[:N]"``; default: the device kind the
             artifact was built for, else ``"cpu"``.
-        verify_hashes: check the SHA-256 of every artifact file before loading
-            (explicit opt-out; paths, sizes and specs are always checked).
+        verify_hashes: check the SHA-256 of every artifact (or checkpoint) file
+            before loading (explicit opt-out; paths, sizes and specs are always checked).
         options: passed to the backend's constructor (e.g. ``threads=2``).
 
     Raises:
@@ -171,12 +172,11 @@ def open_backend(
     if is_artifact_dir(path):
         art = open_artifact(path, verify_hashes=verify_hashes)
         runtime = runtime_for(art)
-        if "threads" in options and not runtime.takes_threads:
-            if options.pop("threads"):
-                raise BackendError(f"{runtime.name} takes no thread count (threads=...)")
+        if "threads" in options and not runtime.takes_threads and options.pop("threads"):
+            raise BackendError(f"{runtime.name} takes no thread count (threads=...)")
         return runtime.open(art, artifact_device(art, device), **options)
-    if (path / CHECKPOINT_FILENAME).is_file():
-        return _open_torch(path, device or "cpu", **options)
+    if (path / CHECKPOINT_FILENAME).is_file() or (path / "best" / CHECKPOINT_FILENAME).is_file():
+        return _open_torch(path, device or "cpu", verify_hashes=verify_hashes, **options)
     if not path.exists():
         raise BackendError(f"{path}: no such artifact or checkpoint folder")
     raise BackendError(f"{path} is neither an artifact directory nor a qtseg checkpoint")

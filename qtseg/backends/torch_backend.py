@@ -21,6 +21,12 @@ class TorchBackend(Backend):
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         input_size: ``(H, W)`` the input metadata states; default: the
             checkpoint's preprocessing size, or ``model.config.img_size``.
+        verify_hashes: check the checkpoint's recorded SHA-256 (explicit opt-out).
+
+    Thread safety: :meth:`infer` may be called from several threads at once;
+    each call runs the (stateless, eval-mode) module under
+    ``torch.inference_mode`` on its own tensors and returns exactly what a
+    single-threaded call returns (calls share torch's intra-op thread pool).
     """
 
     name = "torch"
@@ -31,6 +37,7 @@ class TorchBackend(Backend):
         *,
         device: str = "cpu",
         input_size: tuple[int, int] | None = None,
+        verify_hashes: bool = True,
     ) -> None:
         import torch
         from torch import nn
@@ -42,7 +49,7 @@ class TorchBackend(Backend):
             from qtseg.checkpoint import load_checkpoint
 
             artifact = Path(model)
-            module, spec, _ = load_checkpoint(artifact, device="cpu")
+            module, spec, _ = load_checkpoint(artifact, device="cpu", verify_hashes=verify_hashes)
             input_size = input_size or spec.input_size
         super().__init__(artifact=artifact, precision="fp32")
         if device.startswith("cuda") and not torch.cuda.is_available():
