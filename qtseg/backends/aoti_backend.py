@@ -16,6 +16,7 @@ backend enforces them (including the batch maximum of a dynamic batch).
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,6 +65,38 @@ def _input_meta_from_package(meta: dict[str, str]) -> TensorMeta | None:
         return None
 
 
+class _Tf32Off:
+    """Process-wide "TF32 off" switch shared by concurrent calls (reference counted).
+
+    The switches are global to the process; with a plain save/restore per
+    call, one thread could restore TF32 while another's FP32 call is running.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved: tuple[bool, bool] = (False, False)
+
+    @contextmanager
+    def __call__(self, torch: Any) -> Iterator[None]:
+        with self._lock:
+            if self._users == 0:
+                self._saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+                torch.backends.cudnn.allow_tf32 = False
+                torch.backends.cuda.matmul.allow_tf32 = False
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = self._saved
+
+
+_TF32_OFF = _Tf32Off()
+
+
 def _device_index(device: str) -> int:
     """``"cuda:1"`` -> 1; ``"cuda"`` -> -1 (AOTInductor's "current device")."""
     _, _, index = device.partition(":")
@@ -89,6 +122,12 @@ class AotiBackend(Backend):
             metadata (a dynamic batch is compiled for 1..max), else no limit.
         threads: intra-op threads for CPU packages (0 = torch default). This
             sets ``torch.set_num_threads`` for the whole process.
+
+    Thread safety: the loaded package's runner is safe to call from several
+    threads (AOTInductor's model container hands each call a free model
+    instance and makes the others wait; one instance is loaded, so calls are
+    serialized); each call returns exactly its own logits. FP32 CUDA calls
+    turn TF32 off process-wide while any of them runs.
     """
 
     name = "aoti"
@@ -166,17 +205,11 @@ class AotiBackend(Backend):
         Compiled CUDA packages call cuDNN/cuBLAS through ATen, which reads the
         process-wide TF32 switches at run time; cuDNN's defaults to on.
         """
-        torch = self._torch
         if not self.device.startswith("cuda") or self.precision != "fp32":
             yield
             return
-        saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
-        try:
+        with _TF32_OFF(self._torch):
             yield
-        finally:
-            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
     def _infer(self, x: np.ndarray) -> np.ndarray:
         torch = self._torch

@@ -12,6 +12,7 @@ computed in FP32 explicitly).
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,11 @@ class TorchCudaBackend(Backend):
         channels_last: use NHWC memory format for the convolutions.
         compile: run the model through ``torch.compile`` (Inductor) first.
         device: CUDA device string.
+
+    Thread safety: a captured CUDA graph replays into fixed input/output
+    buffers, so :meth:`infer` holds a lock: concurrent calls are serialized
+    and each returns exactly its own logits. :meth:`run_device` is not
+    locked (its result is the graph's buffer; device-side callers own it).
     """
 
     name = "torch-cuda"
@@ -76,6 +82,7 @@ class TorchCudaBackend(Backend):
         self.use_graphs = cuda_graphs
         self.compiled = compile
         self._graphs: dict[int, tuple[Any, Any, Any]] = {}
+        self._lock = threading.Lock()
 
     def input_metadata(self) -> list[TensorMeta]:
         """One float32 NCHW image input with a free batch dimension."""
@@ -119,9 +126,10 @@ class TorchCudaBackend(Backend):
     # -- Backend interface ---------------------------------------------------
     def _infer(self, x: np.ndarray) -> np.ndarray:
         torch = self.torch
-        xt = torch.from_numpy(x).to(self.device, non_blocking=True).to(self.dtype)
-        out = self.run_device(xt)
-        return out.float().cpu().numpy()
+        with self._lock:
+            xt = torch.from_numpy(x).to(self.device, non_blocking=True).to(self.dtype)
+            out = self.run_device(xt)
+            return out.float().cpu().numpy()
 
     def _describe(self) -> dict[str, Any]:
         torch = self.torch
