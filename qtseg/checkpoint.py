@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -256,7 +256,46 @@ def _check_spec(spec: PreprocessSpec, model: nn.Module, where: str) -> None:
                               f"{list(spec.input_size)} but the model was built for img_size {list(size)}")
 
 
+_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _type_problem(values: Any, defaults: Any, what: str) -> str | None:
+    """Why the JSON ``values`` do not have the types of the dataclass ``defaults``' fields, or ``None``.
+
+    Only fields with a plain default are checked: a tuple default needs a
+    list of its elements' kind, a number a number, a string a string, a bool a bool.
+    """
+    if not isinstance(values, dict):
+        return f"{what}: must be an object"
+    for f in fields(defaults):
+        if f.name not in values or f.default is MISSING:
+            continue
+        value, default = values[f.name], f.default
+        if isinstance(default, tuple):
+            ok = isinstance(value, list) and all(_same_kind(v, d) for v, d in zip(value, default))
+            if not ok:
+                return f"{what}.{f.name}: must be a list like {list(default)}, got {value!r:.60}"
+        elif default is not None and not _same_kind(value, default):
+            return f"{what}.{f.name}: must be {_KIND_NAMES.get(type(default), type(default).__name__)}, got {value!r:.60}"
+    return None
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
 def _read_spec(directory: Path, where: str) -> PreprocessSpec:
+    try:
+        data = json.loads((directory / PREPROCESS_FILENAME).read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"{where}: {PREPROCESS_FILENAME}: not readable JSON ({exc})") from None
+    problem = _type_problem(data, PreprocessSpec, PREPROCESS_FILENAME)
+    if problem:
+        raise CheckpointError(f"{where}: {problem}")
     try:
         return PreprocessSpec.load(directory)
     except (SpecError, TypeError, ValueError, AttributeError, UnicodeDecodeError, RecursionError) as exc:
@@ -266,10 +305,14 @@ def _read_spec(directory: Path, where: str) -> PreprocessSpec:
 def _build(info: CheckpointInfo) -> nn.Module:
     where = str(info.path)
     try:
-        get_entry(info.model)
-        make_config(info.model, **info.config)
+        entry = get_entry(info.model)
     except KeyError as exc:  # UnknownModelError
         raise CheckpointError(f"{where}: {exc}") from None
+    problem = _type_problem(info.config, entry.config_cls, "config")
+    if problem:
+        raise CheckpointError(f"{where}: {META_FILENAME}: {problem}")
+    try:
+        make_config(info.model, **info.config)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{where}: config does not fit {info.model}: {exc}") from None
     header = _weights_header(info.path / WEIGHTS_FILENAME, where)
