@@ -211,7 +211,10 @@ def load_resume_state(path: Path, device: torch.device) -> dict[str, Any]:
     """
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
+        if "unsupported global" not in str(exc).lower():  # not a pickle of plain data at all
+            raise ResumeError(f"{path}: not a readable resume state (not a torch.save file of "
+                              "tensors and plain data)") from None
         raise ResumeError(f"{path}: refused: it needs Python objects other than tensors and plain "
                          "data to load (not a qtseg resume state; it was not executed); delete it "
                          "or train without --resume") from None

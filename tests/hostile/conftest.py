@@ -74,3 +74,9 @@ def conv_onnx_with(path: Path, weight_value: float, hw: int = 32) -> Path:
             init.CopyFrom(numpy_helper.from_array(w, "w"))
     onnx.save(model, str(path))
     return path
+
+
+@pytest.fixture()
+def batch() -> np.ndarray:
+    """A (2, 3, 32, 32) float32 input in [0, 1] (as tests/backends)."""
+    return np.random.default_rng(1).random((2, 3, 32, 32), dtype=np.float32)

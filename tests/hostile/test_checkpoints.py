@@ -12,9 +12,11 @@ import qtseg
 from qtseg.checkpoint import (
     CheckpointError,
     load_checkpoint,
-    main as checkpoint_main,
     read_checkpoint_info,
     save_checkpoint,
+)
+from qtseg.checkpoint import (
+    main as checkpoint_main,
 )
 from qtseg.models import create
 from qtseg.preprocess import PreprocessSpec
