@@ -21,14 +21,13 @@ refuses it) the swap falls back to two renames (old -> ``.NAME.old``, new ->
 NAME). A kill between them leaves the final path missing until the next
 :func:`staging_dir` for it, which puts ``.NAME.old`` back first. Where
 ``flock`` is not available (some network filesystems) the lock and the stale
-cleanup are skipped.
+cleanup are skipped (also where ``fcntl`` does not exist, e.g. Windows).
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import os
 import re
 import shutil
@@ -37,6 +36,11 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no locks (module docstring)
+    fcntl = None  # type: ignore[assignment]
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -80,9 +84,11 @@ def _flock(path: Path, *, blocking: bool) -> int | None:
         The open descriptor holding the lock; ``None`` when the lock is taken
         (non-blocking) or the filesystem has no ``flock``.
     """
+    if fcntl is None:
+        return None
     try:
         fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+    except OSError:  # gone, or not readable: no lock rather than no write
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
