@@ -35,12 +35,12 @@ def judge(e, clear):
     kind = "clear error" if names & set(clear) and one_line else "traceback"
     out(kind, f"{type(e).__name__}: {first_line(e)}")
 
-def expect_refusal(fn, clear, wrong_note="accepted and returned a result"):
+def expect_refusal(fn, clear, wrong_note="accepted and returned a result", outcome="silent wrong"):
     try:
         fn()
     except BaseException as e:
         judge(e, clear)
-    out("silent wrong", wrong_note)
+    out(outcome, wrong_note)
 
 def cli(main, argv, expect_fail=True):
     err, std = io.StringIO(), io.StringIO()
@@ -373,11 +373,11 @@ expect_refusal(lambda: open_backend(a).infer(image()), {ART}, "ran a model from 
     Case("art-schema-99", "artifact", "manifest schema qtseg.manifest/99",
          f"""from qtseg.backends import open_backend
 a = copy(W / "exports" / "qtseg-v2_onnx", "a"); edit_json(a / "manifest.json", lambda d: d.update(schema="qtseg.manifest/99"))
-expect_refusal(lambda: open_backend(a).infer(image()), {ART}, "accepted an unknown schema")"""),
+expect_refusal(lambda: open_backend(a).infer(image()), {ART}, "accepted an unknown schema", "accepted")"""),
     Case("art-no-inputs", "artifact", "manifest without 'inputs'",
          f"""from qtseg.backends import open_backend
 a = copy(W / "exports" / "qtseg-v2_onnx", "a"); edit_json(a / "manifest.json", lambda d: d.pop("inputs"))
-expect_refusal(lambda: open_backend(a).infer(image()), {ART}, "accepted a manifest without inputs")"""),
+expect_refusal(lambda: open_backend(a).infer(image()), {ART}, "accepted a manifest without inputs", "accepted")"""),
     Case("art-truncated", "artifact", "model.onnx truncated to half",
          f"""from qtseg.backends import open_backend
 a = copy(W / "exports" / "qtseg-v2_onnx", "a"); d = (a / "model.onnx").read_bytes()

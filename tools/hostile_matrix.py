@@ -3,7 +3,8 @@
 Outcome classes: ``ok`` (did the right thing), ``clear error`` (a documented
 qtseg error / an ``error:`` line, one line), ``traceback`` (a raw exception
 from a dependency or an uncaught one), ``silent wrong`` (returned a wrong
-result, or accepted a bad input without a word), ``data loss`` (an artifact
+result), ``accepted`` (a malformed input taken without a word, result not
+shown to be wrong), ``data loss`` (an artifact
 folder missing or mixed after a kill), ``code executed`` (an untrusted
 pickle ran), ``leftover`` (a dead writer's staging folder is never removed),
 ``hang``/``crash`` (no result).
