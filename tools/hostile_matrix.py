@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,7 +40,8 @@ MARK = "@@RESULT "
 
 def run_script(python: str, checkout: Path, code: str, work: Path, scratch: Path, timeout: float) -> dict:
     """Run one case script; its ``@@RESULT`` line, or ``hang``/``crash``."""
-    scratch.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(scratch, ignore_errors=True)  # a fresh scratch folder per run
+    scratch.mkdir(parents=True)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     start = time.perf_counter()
     try:
