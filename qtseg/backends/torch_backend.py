@@ -11,9 +11,11 @@ fast path are this one class.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,8 @@ class TorchOptions:
             products (FP32 softmax) instead of fused SDPA; qtseg's attention
             always has 2..K tokens on one side, which the fused kernels handle
             poorly and Inductor fuses well.
+        tf32: allow TF32 for FP32 matrix products while the model runs (CUDA;
+            in FP16 models only the channel-attention affinity is FP32).
     """
 
     precision: str = "fp32"
@@ -51,6 +55,7 @@ class TorchOptions:
     compile: str | None = None
     cuda_graph: bool = False
     math_attention: bool = False
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -66,7 +71,7 @@ class TorchOptions:
     @property
     def needs_cuda(self) -> bool:
         """Options that only exist on CUDA (reduced precision, graph replay)."""
-        return self.precision != "fp32" or self.cuda_graph
+        return self.precision != "fp32" or self.cuda_graph or self.tf32
 
     @property
     def transforms_model(self) -> bool:
@@ -148,6 +153,22 @@ def prepare_model(module: Any, options: TorchOptions, device: Any) -> Any:
     return module
 
 
+@contextlib.contextmanager
+def _tf32_matmul(enabled: bool) -> Iterator[None]:
+    """Allow TF32 matrix products inside the block (no change when not ``enabled``)."""
+    if not enabled:
+        yield
+        return
+    import torch
+
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 class TorchBackend(Backend):
     """Run a qtseg model in PyTorch (eval mode, no autograd), as :class:`TorchOptions` say.
 
@@ -178,7 +199,9 @@ class TorchBackend(Backend):
         self.options = options or TorchOptions()
         opts = self.options
         if opts.needs_cuda and not device.startswith("cuda"):
-            raise BackendError(f"torch backend: {opts.precision}/cuda_graph options need a CUDA device")
+            raise BackendError(
+                f"torch backend: {opts.precision}/cuda_graph/tf32 options need a CUDA device"
+            )
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise NotExecutableHere(f"no CUDA GPU visible to PyTorch {torch.__version__}")
         artifact = None
@@ -204,7 +227,12 @@ class TorchBackend(Backend):
             self.model = prepare_model(module, opts, self.device)
         first = next(self.model.parameters(), None)
         self._dtype = first.dtype if first is not None else torch.float32
-        self._call = torch.compile(self.model, mode=opts.compile) if opts.compile else self.model
+        # dynamic=False: one specialised graph per input shape, like the CUDA graphs
+        self._call = (
+            torch.compile(self.model, mode=opts.compile, dynamic=False)
+            if opts.compile
+            else self.model
+        )
         self._graphs = None
         if opts.cuda_graph:
             from qtseg.backends.cuda_graph import GraphReplay
@@ -234,6 +262,7 @@ class TorchBackend(Backend):
             torch.autocast(
                 self.device.type, dtype=dtype, enabled=amp, cache_enabled=not opts.cuda_graph
             ),
+            _tf32_matmul(opts.tf32),
         ):
             out = self._call(x)
         return out if out.dtype == torch.float32 else out.float()

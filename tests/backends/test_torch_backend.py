@@ -34,7 +34,7 @@ def test_options_are_checked_before_any_work(tiny_checkpoint):
         TorchOptions(precision="int4")
     with pytest.raises(ValueError, match="captures CUDA graphs itself"):
         TorchOptions(compile="reduce-overhead", cuda_graph=True)
-    with pytest.raises(BackendError, match="need a CUDA device"):
+    with pytest.raises(BackendError, match="options need a CUDA device"):
         TorchBackend(tiny_checkpoint, options=TorchOptions(precision="fp16"))
 
 
