@@ -16,10 +16,11 @@ say "$(tail -3 $L/compiler.txt | tr '\n' ';')"
   cmake --build /tmp/cppb -j4 --target qtseg_infer_cli; echo "cpp build rc=$?"
 ) >$L/cpp_build.log 2>&1 &
 CPP=$!
-timeout 280 python3 -m pytest -q -p no:cacheprovider tests/backends/test_aoti_backend.py \
+timeout 200 python3 -m pytest -q -p no:cacheprovider tests/backends/test_aoti_backend.py \
   tests/backends/test_torch_backend.py tests/backends/test_elf.py >$L/pytest.log 2>&1 &
 PT=$!
-timeout 285 python3 tools/gpu/fast_gpu.py --out /tmp/fast --aoti-export --wait-pid $PT \
+timeout 225 python3 tools/gpu/fast_gpu.py --out /tmp/fast --aoti-export --wait-pid $PT \
+  --rows eager-fp32,eager-amp,fast-fp16,aoti-fp16,aoti-fp16-graph --iters 150 \
   >$L/fast_gpu.log 2>&1
 say "fast_gpu rc=$? | $(grep -E 'ready|FAILED|aoti export' $L/fast_gpu.log | cut -c1-230)"
 cp /tmp/fast/fast_gpu.json $OUT/ 2>/dev/null; cp /tmp/fast/aoti_export.log $L/ 2>/dev/null
@@ -29,7 +30,7 @@ wait $CPP; say "$(tail -1 $L/cpp_build.log)"
 A=$(ls -d /tmp/fast/exports/*_aoti-cuda-fp16 2>/dev/null | head -1)
 IMG=$(ls qtseg/assets/samples/images/* | head -1)
 if [ -n "$A" ] && [ -x /tmp/cppb/cpp/qtseg_infer ]; then
-  B="/tmp/cppb/cpp/qtseg_infer --artifact $A --input $IMG --device cuda --bench 300 --warmup 30"
+  B="/tmp/cppb/cpp/qtseg_infer --artifact $A --input $IMG --device cuda --bench 200 --warmup 20"
   timeout 60 $B --dump-input /tmp/in.f32 --dump-logits /tmp/cpp_graph.f32 >$L/cpp_graph.log 2>&1
   say "cpp graph rc=$? | $(grep -E 'backend:|infer|end-to-end' $L/cpp_graph.log | tr '\n' ';' | cut -c1-400)"
   QTSEG_LIBTORCH_CUDA_GRAPH=0 timeout 60 $B --dump-logits /tmp/cpp_plain.f32 >$L/cpp_plain.log 2>&1
