@@ -139,7 +139,10 @@ class AotiBackend(Backend):
         threads: intra-op threads for CPU packages (0 = torch default). This
             sets ``torch.set_num_threads`` for the whole process.
         cuda_graph: replay one CUDA graph per input shape (CUDA packages only;
-            see :mod:`qtseg.backends.cuda_graph`).
+            see :mod:`qtseg.backends.cuda_graph`). Captured in relaxed mode:
+            torch 2.11's model container queries the CUDA event of its previous
+            run inside ``run``, which invalidates a default-mode capture
+            (measured on the H200; relaxed mode not yet verified there).
     """
 
     name = "aoti"
@@ -184,7 +187,7 @@ class AotiBackend(Backend):
         if cuda_graph:
             from qtseg.backends.cuda_graph import GraphReplay
 
-            self._graphs = GraphReplay(self._forward, device=self.device)
+            self._graphs = GraphReplay(self._forward, device=self.device, relaxed=True)
         if self.device.startswith("cuda"):
             # the bench times a backend with CUDA events when it has a device_call
             self.device_call = self._device_call

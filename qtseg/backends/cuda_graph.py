@@ -24,16 +24,20 @@ class GraphReplay:
         fn: device function ``(N, ...) tensor -> tensor`` that only launches
             device work (no host synchronisation, no data-dependent shapes).
         device: the CUDA device of its inputs.
+        relaxed: capture in CUDA's relaxed mode, which lets ``fn`` make calls
+            that are illegal in the default mode (e.g. querying an event of an
+            earlier call, as AOTInductor's model container does).
 
     The returned tensor is the graph's output buffer: the next call with the
     same input shape overwrites it (copy it if it must outlive that call).
     """
 
-    def __init__(self, fn: Callable[[Any], Any], *, device: Any) -> None:
+    def __init__(self, fn: Callable[[Any], Any], *, device: Any, relaxed: bool = False) -> None:
         import torch
 
         self._torch = torch
         self._fn = fn
+        self._mode = "relaxed" if relaxed else "global"
         self.device = torch.device(device)
         self._graphs: dict[tuple[tuple[int, ...], Any], tuple[Any, Any, Any]] = {}
 
@@ -47,7 +51,7 @@ class GraphReplay:
                 self._fn(static_in)
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph), torch.inference_mode():
+        with torch.cuda.graph(graph, capture_error_mode=self._mode), torch.inference_mode():
             static_out = self._fn(static_in)
         return graph, static_in, static_out
 
