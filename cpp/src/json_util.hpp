@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "qtseg/errors.hpp"
+#include "qtseg/preprocess.hpp"
 
 namespace qtseg::detail {
 
@@ -23,6 +24,9 @@ std::string as_string(const Json& value, const std::string& what, const std::str
 double as_number(const Json& value, const std::string& what, const std::string& source);
 int64_t as_integer(const Json& value, const std::string& what, const std::string& source);
 std::vector<int64_t> as_shape(const Json& value, const std::string& what, const std::string& source);
+
+/// PreprocessSpec from a parsed JSON object (PreprocessSpec::from_json's rules).
+PreprocessSpec preprocess_spec_from_json(const Json& data, const std::string& source);
 
 /// Whole file as a string; ArtifactError if it cannot be opened.
 std::string read_text_file(const std::string& path, const std::string& what);
