@@ -176,6 +176,7 @@ void Sha256::compress(const uint8_t* blocks, std::size_t count) {
 }
 
 void Sha256::update(const void* data, std::size_t size) {
+  if (size == 0) return;
   const auto* bytes = static_cast<const uint8_t*>(data);
   total_bytes_ += size;
   if (pending_size_ > 0) {
@@ -220,10 +221,10 @@ std::string Sha256::hex_digest() {
   return hex;
 }
 
-std::string sha256_file(const std::string& path) {
+std::string sha256_file(const std::string& path, bool use_cpu_extensions) {
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
   if (!file) throw ArtifactError("cannot open " + path + " to verify its SHA-256");
-  Sha256 hash;
+  Sha256 hash(use_cpu_extensions);
   std::unique_ptr<uint8_t[]> buffer(new uint8_t[1 << 20]);
   std::size_t got = 0;
   while ((got = std::fread(buffer.get(), 1, 1 << 20, file.get())) > 0) hash.update(buffer.get(), got);

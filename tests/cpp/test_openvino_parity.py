@@ -25,12 +25,8 @@ def _python_openvino(artifact: Artifact, x: np.ndarray) -> np.ndarray:
     import openvino as ov
 
     manifest = artifact.manifest
-    config = (
-        {"INFERENCE_PRECISION_HINT": "f32"} if manifest.get("precision", "fp32") == "fp32" else {}
-    )
-    compiled = ov.Core().compile_model(
-        str(artifact.path / manifest["files"]["model"]), "CPU", config
-    )
+    config = manifest["runtime"]["properties"]
+    compiled = ov.Core().compile_model(str(artifact.file("model")), "CPU", config)
     output = compiled.output(manifest["outputs"][0]["name"])
     return np.concatenate([compiled(x[i : i + 1])[output] for i in range(len(x))], axis=0)
 

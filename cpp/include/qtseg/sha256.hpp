@@ -35,7 +35,7 @@ class Sha256 {
 };
 
 /// Hex SHA-256 of a file's bytes (read in 1 MiB chunks). Throws ArtifactError
-/// if the file cannot be read.
-std::string sha256_file(const std::string& path);
+/// if the file cannot be read. `use_cpu_extensions` as for Sha256.
+std::string sha256_file(const std::string& path, bool use_cpu_extensions = true);
 
 }  // namespace qtseg
