@@ -17,12 +17,10 @@ Tensor Segmenter::infer(const Tensor& input) const {
     throw ShapeError("infer() expects an (N, 3, H, W) tensor, got " + shape_to_string(input.shape));
   }
   const int64_t n = input.shape[0];
-  const int64_t model_batch = backend_->input_meta().shape.empty() ? -1 : backend_->input_meta().shape[0];
-  const bool fixed = model_batch != -1;
-  const int64_t chunk_size = fixed ? model_batch : manifest_.export_settings.dynamic_batch_max.value_or(n);
-  if (chunk_size >= n && (!fixed || model_batch == n)) return backend_->infer(input);
+  const int64_t chunk_size = backend_->input_meta().shape.empty() ? -1 : backend_->input_meta().shape[0];
+  if (chunk_size == -1 || chunk_size == n) return backend_->infer(input);
 
-  // Chunks of `chunk_size`; a fixed-batch model gets the last one zero-padded.
+  // Fixed batch size B != N: run chunks of B, zero-padding the last one.
   if (input.data.size() != input.numel()) {
     throw ShapeError("input tensor holds " + std::to_string(input.data.size()) + " values but its shape " +
                      shape_to_string(input.shape) + " needs " + std::to_string(input.numel()));
@@ -31,11 +29,13 @@ Tensor Segmenter::infer(const Tensor& input) const {
   Tensor output;
   std::vector<int64_t> bad;
   std::string first_problem;
+  Tensor chunk;
+  chunk.shape = input.shape;
+  chunk.shape[0] = chunk_size;
+  chunk.data.resize(per_sample * static_cast<std::size_t>(chunk_size));
   for (int64_t start = 0; start < n; start += chunk_size) {
     const int64_t take = std::min(chunk_size, n - start);
-    Tensor chunk(input.shape);
-    chunk.shape[0] = fixed ? chunk_size : take;
-    chunk.data.assign(per_sample * static_cast<std::size_t>(chunk.shape[0]), 0.0f);
+    std::fill(chunk.data.begin(), chunk.data.end(), 0.0f);
     std::copy_n(input.data.begin() + start * per_sample, take * per_sample, chunk.data.begin());
     Tensor part;
     try {

@@ -36,10 +36,9 @@ class Segmenter {
   Tensor preprocess(const std::vector<Image>& images) const;
 
   /// (N, 3, H, W) -> (N, C, H, W) logits. A model exported with a fixed batch
-  /// size B is run in chunks of B (the last chunk zero-padded), one with a
-  /// dynamic batch in chunks of at most its export.dynamic_batch_max, so any
-  /// N works. NaN/Inf in the input or the logits: NonFiniteError whose
-  /// samples() index this call's N samples.
+  /// size B is run in chunks of B (the last chunk zero-padded), so any N works.
+  /// NaN/Inf in the input or the logits: NonFiniteError whose samples()
+  /// index this call's N samples.
   Tensor infer(const Tensor& input) const;
 
   /// Logits (N, C, h, w) -> one mask per original (height, width).
