@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
 from qtseg.export.onnx_fp16 import BlockList
 
 CANDIDATES: dict[str, BlockList] = {
@@ -57,14 +58,13 @@ def channel_affinity_peak(model: torch.nn.Module, x: torch.Tensor) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print one parity line per candidate block list."""
-    from qtseg.export import onnx_graph
-    from qtseg.export.onnx_fp16 import convert_to_fp16
-    from qtseg.evaluation import SampleSet, check_parity, infer_logits
-    from qtseg.export.wrapper import ExportIO
-
     from qtseg.backends.onnxruntime_backend import OnnxRuntimeBackend
     from qtseg.backends.torch_backend import TorchBackend
     from qtseg.checkpoint import load_checkpoint
+    from qtseg.evaluation import SampleSet, check_parity, infer_logits
+    from qtseg.export import onnx_graph
+    from qtseg.export.onnx_fp16 import convert_to_fp16
+    from qtseg.export.wrapper import ExportIO
 
     p = argparse.ArgumentParser(prog="python -m qtseg.export.fp16_study")
     p.add_argument("--checkpoint", required=True)
