@@ -1,4 +1,4 @@
-"""Measure FP16 block-list candidates on real images: ``python -m qtseg.export.fp16_study``.
+"""Measure FP16 block-list candidates on real images: ``python tools/fp16_study.py``.
 
 For each candidate block list the FP32 graph of a checkpoint is converted
 to FP16, run on ONNX Runtime CPU and compared with PyTorch FP32 through the
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from qtseg.export.onnx_fp16 import convert_to_fp16
     from qtseg.export.wrapper import ExportIO
 
-    p = argparse.ArgumentParser(prog="python -m qtseg.export.fp16_study")
+    p = argparse.ArgumentParser(prog="python tools/fp16_study.py")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--samples", required=True)
     p.add_argument("--num-samples", type=int, default=8)
