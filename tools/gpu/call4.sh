@@ -67,7 +67,7 @@ T=$(( $(left) - 35 ))
 say "bench: $ARTS, timeout ${T}s"
 if [ "$T" -gt 60 ]; then
   timeout $T qtseg-bench $ARTS --device cuda --variants eager-fp32,eager-fp16,fast-fp16 \
-    --cuda-graph --batch 1,128 --warmup 10 --iters 50 --e2e-iters 30 --row-timeout 90 --out "$R" \
+    --cuda-graph --batch 1,128 --warmup 10 --iters 50 --e2e-iters 30 --row-timeout 120 --out "$R" \
     </dev/null >$L/bench.log 2>&1
   say "bench rc=$? | $(grep -E '^\[[0-9]+/[0-9]+\] .*: ' $L/bench.log | sed 's/^.*\] //' | cut -c1-160 | tr '\n' ';')"
 fi
