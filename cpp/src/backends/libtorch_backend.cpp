@@ -9,8 +9,8 @@
 // by Backend::infer against the manifest.
 //
 // CUDA packages: the AOTInductor runner launches every kernel from the host
-// (577 per call for qtseg-v2 FP16: 6.8 ms at batch 1 on the H200 against
-// 1.6 ms for the same kernels replayed as a CUDA graph from Python). With
+// (577 per call for qtseg-v2 FP16; on the H200 at batch 1, host clock with
+// copies: 5.2 ms, and 2.4 ms replayed as a CUDA graph, docs/aoti.md). With
 // QTSEG_LIBTORCH_CUDA_GRAPH=1 the backend captures one CUDA graph of the
 // runner per input shape after a warm-up and replays it. The package is then
 // loaded with AOTInductor's single-threaded runner: the default runner records
