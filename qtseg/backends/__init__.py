@@ -174,9 +174,8 @@ def open_backend(
     if is_artifact_dir(path):
         art = open_artifact(path, verify_hashes=verify_hashes)
         runtime = runtime_for(art)
-        if "threads" in options and not runtime.takes_threads:
-            if options.pop("threads"):
-                raise BackendError(f"{runtime.name} takes no thread count (threads=...)")
+        if "threads" in options and not runtime.takes_threads and options.pop("threads"):
+            raise BackendError(f"{runtime.name} takes no thread count (threads=...)")
         return runtime.open(art, artifact_device(art, device), **options)
     if (path / CHECKPOINT_FILENAME).is_file():
         return _open_torch(path, device or "cpu", **options)
