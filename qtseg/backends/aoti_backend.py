@@ -139,10 +139,11 @@ class AotiBackend(Backend):
         threads: intra-op threads for CPU packages (0 = torch default). This
             sets ``torch.set_num_threads`` for the whole process.
         cuda_graph: replay one CUDA graph per input shape (CUDA packages only;
-            see :mod:`qtseg.backends.cuda_graph`). Captured in relaxed mode:
-            torch 2.11's model container queries the CUDA event of its previous
-            run inside ``run``, which invalidates a default-mode capture
-            (measured on the H200; relaxed mode not yet verified there).
+            see :mod:`qtseg.backends.cuda_graph`). The package is then loaded
+            with AOTInductor's single-threaded runner: the default one records
+            and queries a CUDA event around every run to share model instances
+            between threads, and that query invalidates a capture (measured on
+            the H200, issue 16). The capture uses CUDA's relaxed mode as well.
     """
 
     name = "aoti"
@@ -179,7 +180,7 @@ class AotiBackend(Backend):
         check_package_library(package)
         index = _device_index(self.device) if self.device.startswith("cuda") else -1
         try:
-            self._run = _load(str(package), index)
+            self._run = _load(str(package), index, single_threaded=cuda_graph)
         except RuntimeError as exc:
             raise BackendError(f"AOTInductor could not load {package}: {exc}") from None
         self.cuda_graph = cuda_graph
@@ -297,12 +298,21 @@ class AotiBackend(Backend):
         self._run = None
 
 
-def _load(package: str, device_index: int) -> Callable[[Any], Any]:
-    """A callable ``tensor -> outputs`` for the package's model (see the module doc)."""
+def _load(package: str, device_index: int, *, single_threaded: bool = False) -> Callable[[Any], Any]:
+    """A callable ``tensor -> outputs`` for the package's model (see the module doc).
+
+    ``single_threaded`` selects the runner without the per-run CUDA event
+    (capturable into a CUDA graph; calls must not overlap, which one backend
+    object calling from one thread guarantees).
+    """
     import torch
 
     try:
-        loader = torch._C._aoti.AOTIModelPackageLoader(package, MODEL_NAME, False, 1, device_index)
+        loader = torch._C._aoti.AOTIModelPackageLoader(
+            package, MODEL_NAME, single_threaded, 1, device_index
+        )
     except TypeError:  # another constructor signature: take the public API
-        return torch._inductor.aoti_load_package(package, device_index=device_index)
+        return torch._inductor.aoti_load_package(
+            package, run_single_threaded=single_threaded, device_index=device_index
+        )
     return lambda x: loader.run([x])

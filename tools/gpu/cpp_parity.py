@@ -3,7 +3,9 @@
     python tools/gpu/cpp_parity.py ARTIFACT INPUT.f32 CPP_LOGITS.f32 [MORE.f32 ...]
 
 INPUT is ``qtseg_infer --dump-input`` (1, 3, H, W); each logits file is a
-``--dump-logits`` of the same run. Prints max |diff| and arg-max agreement.
+``--dump-logits`` of the same run. Prints max |diff| and arg-max agreement, and
+whether max |diff| is within :data:`TOLERANCE` (the same package runs the same
+kernels in both; the FP32 gate's logit limit is used as the bound).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+TOLERANCE = 1e-3
 
 
 def main(argv: list[str]) -> int:
@@ -30,7 +34,11 @@ def main(argv: list[str]) -> int:
         got = np.fromfile(name, dtype="<f4").reshape(want.shape)
         diff = float(np.abs(got - want).max())
         agree = float((got.argmax(1) == want.argmax(1)).mean())
-        print(f"cpp vs python aoti ({Path(name).name}): max|diff| {diff:.3g}, argmax agreement {agree:.6%}")
+        verdict = "PASS" if diff <= TOLERANCE else "FAIL"
+        print(
+            f"cpp vs python aoti ({Path(name).name}): {verdict} max|diff| {diff:.3g} "
+            f"(tolerance {TOLERANCE:g}), argmax agreement {agree:.6%}"
+        )
     return 0
 
 

@@ -9,14 +9,16 @@
 // by Backend::infer against the manifest.
 //
 // CUDA packages: the AOTInductor runner launches every kernel from the host
-// (577 per call for qtseg-v2 FP16: 6.8 ms at batch 1 on the H200 against
-// 1.6 ms for the same kernels replayed as a CUDA graph from Python). With
+// (577 per call for qtseg-v2 FP16; on the H200 at batch 1, host clock with
+// copies: 5.2 ms, and 2.4 ms replayed as a CUDA graph, docs/aoti.md). With
 // QTSEG_LIBTORCH_CUDA_GRAPH=1 the backend captures one CUDA graph of the
-// runner per input shape after a warm-up and replays it. Opt-in: torch 2.11's
-// model container queries the event of its previous run inside run(), which
-// invalidates a default-mode capture (measured); the capture here uses CUDA's
-// relaxed mode, not yet verified on a GPU. A failed capture becomes an error
-// and the backend goes on without graphs. That code needs libtorch's CUDA
+// runner per input shape after a warm-up and replays it. The package is then
+// loaded with AOTInductor's single-threaded runner: the default runner records
+// and queries a CUDA event around every run (to hand model instances between
+// threads), and that query invalidates a capture (measured on the H200; calls
+// are serialized by mutex_ here anyway). The capture uses CUDA's relaxed mode.
+// A failed capture becomes an error and the backend goes on without graphs.
+// Opt-in until measured on more GPUs. That code needs libtorch's CUDA
 // libraries and is compiled only against a CUDA build of torch
 // (QTSEG_LIBTORCH_CUDA, set by cpp/cmake/QtsegLibtorch.cmake).
 #include <ATen/ATen.h>
@@ -87,6 +89,12 @@ class LibtorchBackend final : public Backend {
  public:
   LibtorchBackend(const Manifest& manifest, const BackendOptions& options)
       : Backend(manifest.inputs.front(), manifest.outputs.front()), package_(manifest.file("model")) {
+    if (!manifest.runtime.properties.empty()) {
+      // A package's settings are compiled in; a property the manifest asks for
+      // cannot be applied, and silently ignoring it is not an option.
+      throw SpecError(manifest.directory + "/manifest.json: runtime.properties: the libtorch backend has no " +
+                      "runtime properties to apply, got '" + manifest.runtime.properties.begin()->first + "'");
+    }
     Metadata meta;
     try {
       meta = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(package_, "model");
@@ -120,16 +128,16 @@ class LibtorchBackend final : public Backend {
       }
     }
     if (options.num_threads > 0) at::set_num_threads(options.num_threads);
+#if defined(QTSEG_LIBTORCH_CUDA)
+    use_graph_ = device_.is_cuda() && cuda_graph_wanted();
+#endif
     try {
       loader_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
-          package_, "model", /*run_single_threaded=*/false, /*num_runners=*/1,
+          package_, "model", /*run_single_threaded=*/use_graph_, /*num_runners=*/1,
           static_cast<c10::DeviceIndex>(device_.is_cuda() ? device_.index() : -1));
     } catch (const std::exception& e) {
       throw RuntimeError("AOTInductor cannot load " + package_ + ": " + e.what());
     }
-#if defined(QTSEG_LIBTORCH_CUDA)
-    use_graph_ = device_.is_cuda() && cuda_graph_wanted();
-#endif
   }
 
   std::string name() const override { return "libtorch"; }
