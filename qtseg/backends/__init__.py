@@ -95,6 +95,8 @@ class Runtime:
         takes_threads: its backend accepts ``threads=N`` (intra-op CPU threads).
         extra: the pip extra that installs it (``pip install 'qtseg[EXTRA]'``).
         open: ``(artifact or checkpoint, device, **options) -> Backend``.
+        cuda_graph: its backend takes ``cuda_graph=True`` (CUDA-graph replay
+            per input shape) for artifacts built for CUDA.
     """
 
     name: str
@@ -103,6 +105,7 @@ class Runtime:
     takes_threads: bool
     extra: str
     open: Callable[..., Backend]
+    cuda_graph: bool = False
 
 
 RUNTIMES: dict[str, Runtime] = {
@@ -113,7 +116,7 @@ RUNTIMES: dict[str, Runtime] = {
         Runtime("openvino", ("openvino",), ("cpu",), True, "openvino", _open_openvino),
         Runtime("tensorrt", ("tensorrt",), ("cuda",), False, "trt", _open_tensorrt),
         Runtime("tensorrt_rtx", ("tensorrt",), ("cuda",), False, "trt", _open_tensorrt),
-        Runtime("aoti", ("aoti",), ("cpu", "cuda"), True, "all", _open_aoti),
+        Runtime("aoti", ("aoti",), ("cpu", "cuda"), True, "all", _open_aoti, cuda_graph=True),
     )
 }
 
