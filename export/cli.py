@@ -191,6 +191,10 @@ def _samples_problem(args: argparse.Namespace) -> str | None:
     folder = Path(args.samples) if args.samples else qtseg.SAMPLES_DIR / "images"
     if not folder.is_dir():
         return f"sample images not found at {folder}; pass --samples DIR (or --no-verify)"
+    from qtseg.imageio import IMAGE_SUFFIXES
+
+    if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+        return f"no images ({', '.join(IMAGE_SUFFIXES)}) in --samples {folder}"
     return None
 
 

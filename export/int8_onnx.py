@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qtseg.atomic import atomic_write_bytes
 from qtseg.calibration import GuardConfig, GuardReport, run_guard
 from qtseg.calibration.methods import CalibrationMethod
 from qtseg.calibration.onnx_qdq import (
@@ -32,13 +33,11 @@ from qtseg.calibration.onnx_qdq import (
     qdq_counts,
     quantize_qdq,
 )
+from qtseg.evaluation import Predictor
 from qtseg.export import onnx_graph
 from qtseg.export.int8_context import CONTEXT_KEY, excluded_nodes, int8_context
 from qtseg.export.job import BuildResult, ExportJob
 from qtseg.export.target import Target
-
-from qtseg.atomic import atomic_write_bytes
-from qtseg.evaluation import Predictor
 
 MODEL_FILENAME = "model.onnx"
 RANGES_FILENAME = "ranges.json"

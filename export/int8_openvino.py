@@ -20,13 +20,12 @@ from typing import Any
 from qtseg.calibration import GuardConfig, run_guard
 from qtseg.calibration.methods import CalibrationMethod
 from qtseg.calibration.openvino_ptq import count_fake_quantize, keep_float, quantize_openvino
+from qtseg.evaluation import Predictor
 from qtseg.export.int8_context import int8_context
 from qtseg.export.job import BuildResult, ExportJob
 from qtseg.export.openvino_ir import openvino_check, verified_properties
 from qtseg.export.openvino_passes import channel_layernorm_to_mvn
 from qtseg.export.target import Target
-
-from qtseg.evaluation import Predictor
 from qtseg.manifest import INFERENCE_PRECISION
 
 XML, BIN = "model.xml", "model.bin"

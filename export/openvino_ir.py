@@ -18,11 +18,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qtseg.backends.base import Backend
 from qtseg.export.job import BuildResult, ExportJob, ParityCheck
 from qtseg.export.openvino_passes import channel_layernorm_to_mvn
 from qtseg.export.target import Target
-
-from qtseg.backends.base import Backend
 from qtseg.manifest import INFERENCE_PRECISION
 
 XML, BIN = "model.xml", "model.bin"

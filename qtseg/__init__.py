@@ -20,16 +20,28 @@ DEFAULT_CHECKPOINT = ASSETS_DIR / "qtseg-v2-kvasir"
 SAMPLES_DIR = ASSETS_DIR / "samples"
 
 
-def load(path: str | Path | None = None, *, device: str = "cpu"):
+def load(path: str | Path | None = None, *, device: str = "cpu", verify_hashes: bool = True):
     """Load a checkpoint directory (default: the bundled QTSeg v2 Kvasir-SEG model).
+
+    Args:
+        path: a checkpoint folder, or a ``qtseg-train`` output folder (its
+            ``best/`` checkpoint is used); default: the bundled model.
+        device: where to put the model.
+        verify_hashes: check the weights against the SHA-256 recorded in
+            ``checkpoint.json`` (explicit opt-out; every other check runs).
 
     Returns:
         ``(model, spec)``: the model in eval mode on ``device`` and its
         :class:`~qtseg.preprocess.PreprocessSpec`.
+
+    Raises:
+        qtseg.checkpoint.CheckpointError: one line naming what is wrong.
     """
     from qtseg.checkpoint import load_checkpoint
 
-    model, spec, _ = load_checkpoint(DEFAULT_CHECKPOINT if path is None else path, device=device)
+    model, spec, _ = load_checkpoint(
+        DEFAULT_CHECKPOINT if path is None else path, device=device, verify_hashes=verify_hashes
+    )
     return model, spec
 
 

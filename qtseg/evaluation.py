@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from qtseg.backends.base import NonFiniteOutput
 from qtseg.data.folder import Sample
 from qtseg.imageio import IMAGE_SUFFIXES, ImageReadError, read_image, read_mask
 from qtseg.metrics import SegScores, dice, mean_scores, score_image
@@ -367,6 +368,22 @@ def backend_label(backend: Any) -> str:
     return f"{info.get('backend', '?')} ({info.get('device', '?')})"
 
 
+def _logits_even_if_nonfinite(model: Any, x: np.ndarray) -> list[np.ndarray]:
+    """Per-image logits; a backend's NaN/Inf refusal is kept as that image's logits.
+
+    A backend refuses non-finite logits (:class:`NonFiniteOutput`); a parity
+    check wants to record them as a failure with its numbers instead.
+    """
+    predict = as_predictor(model)
+    out = []
+    for i in range(x.shape[0]):
+        try:
+            out.append(predict(x[i : i + 1]))
+        except NonFiniteOutput as exc:
+            out.append(exc.logits)
+    return out
+
+
 def check_parity(
     reference: Any,
     candidate: Any,
@@ -394,7 +411,7 @@ def check_parity(
         ref_logits, ref_name = infer_logits(reference, samples.x), backend_label(reference)
     else:
         ref_logits, ref_name = list(reference), reference_name
-    cand_logits = infer_logits(candidate, samples.x)
+    cand_logits = _logits_even_if_nonfinite(candidate, samples.x)
     return compare_logits(
         ref_logits, cand_logits, samples, spec, precision=precision, label=label,
         reference_name=ref_name, candidate_name=backend_label(candidate), thresholds=thresholds,

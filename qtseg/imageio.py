@@ -5,10 +5,20 @@ replicated to three channels, alpha is dropped (not composited), and 16-bit
 images are scaled to 8 bits by dividing by the type's maximum. EXIF
 orientation is *not* applied: the pixels are used as stored, exactly as the
 C++ reader does, so Python and C++ see the same array.
+
+Decompression bombs: a file whose header declares more than
+:func:`max_pixels` pixels (default :data:`DEFAULT_MAX_PIXELS`, 100,000,000,
+the same limit as the C++ reader; ``QTSEG_MAX_PIXELS`` or a ``max_pixels``
+argument raises it) is refused with an :class:`ImageReadError` before any
+pixel is decoded. A limit above Pillow's own ``Image.MAX_IMAGE_PIXELS``
+raises Pillow's process-wide limit to it (never lowers it), so that qtseg's
+limit is the one that applies.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Union
 
@@ -24,13 +34,59 @@ class ImageReadError(ValueError):
     """An image or mask file that cannot be decoded or has an unusable layout."""
 
 
-def _decode(path: Path) -> Image.Image:
+DEFAULT_MAX_PIXELS = 100_000_000
+MAX_PIXELS_ENV = "QTSEG_MAX_PIXELS"
+
+
+def max_pixels(override: int | None = None) -> int:
+    """The pixel limit in force: ``override``, else ``$QTSEG_MAX_PIXELS``, else the default.
+
+    Raises:
+        ImageReadError: a limit that is not a positive integer.
+    """
+    value: object = override if override is not None else os.environ.get(MAX_PIXELS_ENV)
+    if value is None:
+        return DEFAULT_MAX_PIXELS
+    try:
+        limit = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        limit = 0
+    if limit < 1 or isinstance(value, bool):
+        where = "max_pixels" if override is not None else MAX_PIXELS_ENV
+        raise ImageReadError(f"{where} must be a positive integer number of pixels, got {value!r}")
+    return limit
+
+
+def _bomb(path: Path, width: int, height: int, limit: int) -> ImageReadError:
+    return ImageReadError(
+        f"{path}: {width}x{height} = {width * height:,} pixels is above the limit of {limit:,} "
+        f"(possible decompression bomb; raise it with --max-pixels or {MAX_PIXELS_ENV})"
+    )
+
+
+def _decode(path: Path, limit: int | None = None) -> Image.Image:
     if not path.is_file():
         raise ImageReadError(f"image not found: {path}")
+    limit = max_pixels(limit)
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limit:
+        Image.MAX_IMAGE_PIXELS = limit  # qtseg's limit governs (module docstring)
     try:
-        img = Image.open(path)
+        img = Image.open(path)  # reads the header only
+    except Image.DecompressionBombError as exc:  # above twice Pillow's limit: refused in open()
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else f"more than {2 * limit:,} pixels"
+        raise ImageReadError(f"{path}: {size} is above the limit of {limit:,} (possible "
+                             f"decompression bomb; raise it with --max-pixels or {MAX_PIXELS_ENV})"
+                             ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"cannot decode image {path}: {exc}") from None
+    width, height = img.size
+    if width * height > limit:
+        img.close()
+        raise _bomb(path, width, height, limit)
+    try:
         img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"cannot decode image {path}: {exc}") from None
     return img
 
@@ -68,12 +124,20 @@ def to_rgb_uint8(array: np.ndarray, source: str = "array") -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def read_image(image: ImageLike) -> np.ndarray:
-    """Read a path (or pass through an array) as ``(H, W, 3)`` uint8 RGB."""
+def read_image(image: ImageLike, *, max_pixels: int | None = None) -> np.ndarray:
+    """Read a path (or pass through an array) as ``(H, W, 3)`` uint8 RGB.
+
+    Args:
+        image: a file path or an image array.
+        max_pixels: refuse a file of more pixels (default: :func:`max_pixels`).
+
+    Raises:
+        ImageReadError: missing, undecodable, above the pixel limit, unusable layout.
+    """
     if isinstance(image, np.ndarray):
         return to_rgb_uint8(image)
     path = Path(image)
-    img = _decode(path)
+    img = _decode(path, max_pixels)
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.uint32)
         arr = (arr.astype(np.float32) * (255.0 / 65535.0) + 0.5).clip(0, 255).astype(np.uint8)
@@ -85,20 +149,20 @@ def read_image(image: ImageLike) -> np.ndarray:
     return to_rgb_uint8(np.asarray(img), str(path))
 
 
-def read_mask(path: ImageLike, num_classes: int = 2) -> np.ndarray:
+def read_mask(path: ImageLike, num_classes: int = 2, *, max_pixels: int | None = None) -> np.ndarray:
     """Read a ground-truth mask as an ``(H, W)`` uint8 label map.
 
     Binary tasks (``num_classes == 2``): foreground is gray value > 127, which
     handles PNG 0/255 masks, JPEG masks with compression noise and 0/1 label
     maps stored as 0/255 alike; a mask whose maximum is 1 is read as a 0/1
     label map. Multi-class tasks: the (first channel) values are class ids
-    and must be < ``num_classes``.
+    and must be < ``num_classes``. ``max_pixels`` as for :func:`read_image`.
     """
     if isinstance(path, np.ndarray):
         arr = np.asarray(path)
         source = "mask array"
     else:
-        img = _decode(Path(path))
+        img = _decode(Path(path), max_pixels)
         arr = np.asarray(img.convert("L") if img.mode not in ("L", "I;16", "I") else img)
         source = str(path)
     if arr.ndim == 3:

@@ -489,6 +489,37 @@ def _confined(root: Path, entry: ArtifactFile, source: str, role: str) -> Path:
     return real
 
 
+def verify_file(
+    root: Path, entry: ArtifactFile, *, source: str, role: str, verify_hashes: bool = True
+) -> Path:
+    """Check one listed file: confined to ``root``, a regular file, its size and SHA-256.
+
+    Shared by artifacts (``manifest.json``) and checkpoints (``checkpoint.json``).
+
+    Args:
+        root: the folder, already resolved (``Path.resolve()``).
+        entry: the recorded path, size and hash.
+        source: the record file, for the message.
+        role: the file's role, for the message (``files.<role>``).
+        verify_hashes: hash the file (``False``: size and confinement only).
+
+    Returns:
+        The resolved path of the file.
+
+    Raises:
+        ManifestError: one line naming ``source``, ``files.<role>`` and the problem.
+    """
+    real = _confined(root, entry, source, role)
+    size = real.stat().st_size
+    if size != entry.size:
+        raise _fail(source, f"files.{role}", f"{entry.path} has {size} bytes, {Path(source).name} "
+                    f"recorded {entry.size} (changed or truncated after it was written)")
+    if verify_hashes and file_sha256(real) != entry.sha256:
+        raise _fail(source, f"files.{role}", f"{entry.path} does not match its recorded SHA-256 "
+                    "(changed or corrupted after it was written); refused")
+    return real
+
+
 def read_manifest_file(directory: str | Path) -> Manifest:
     """Parse and validate ``directory/manifest.json`` (no file checks; see :func:`open_artifact`)."""
     root = Path(directory)
@@ -524,14 +555,7 @@ def open_artifact(directory: str | Path, *, verify_hashes: bool = True) -> Artif
     manifest = read_manifest_file(root)
     source = str(root / FILENAME)
     for role, entry in manifest.files.items():
-        real = _confined(root, entry, source, role)
-        size = real.stat().st_size
-        if size != entry.size:
-            raise _fail(source, f"files.{role}", f"{entry.path} has {size} bytes, the manifest "
-                        f"recorded {entry.size} (changed or truncated after export)")
-        if verify_hashes and file_sha256(real) != entry.sha256:
-            raise _fail(source, f"files.{role}", f"{entry.path} does not match its recorded SHA-256 "
-                        "(changed or corrupted after export); refused")
+        verify_file(root, entry, source=source, role=role, verify_hashes=verify_hashes)
     try:
         on_disk = PreprocessSpec.load(root / manifest.files["preprocess"].path)
     except SpecError as exc:

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from qtseg.timing import interleaved, latency_stats, time_calls, time_with_events
 
 

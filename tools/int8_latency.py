@@ -45,6 +45,7 @@ def build_qdq_variants(fp32_dir: Path, int8_dir: Path, out: Path) -> list[Path]:
     ``onnx-int8`` ships since issue 15).
     """
     import onnx
+
     from qtseg.calibration.methods import CalibrationMethod
     from qtseg.calibration.onnx_qdq import QdqSettings, keep_float, quantize_qdq
 

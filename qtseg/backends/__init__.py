@@ -28,6 +28,9 @@ from qtseg.backends.base import (
     Backend,
     BackendError,
     BackendUnavailable,
+    NonFiniteError,
+    NonFiniteInput,
+    NonFiniteOutput,
     NotExecutableHere,
     TensorMeta,
 )
@@ -92,6 +95,8 @@ class Runtime:
         takes_threads: its backend accepts ``threads=N`` (intra-op CPU threads).
         extra: the pip extra that installs it (``pip install 'qtseg[EXTRA]'``).
         open: ``(artifact or checkpoint, device, **options) -> Backend``.
+        cuda_graph: its backend takes ``cuda_graph=True`` (CUDA-graph replay
+            per input shape) for artifacts built for CUDA.
     """
 
     name: str
@@ -100,6 +105,7 @@ class Runtime:
     takes_threads: bool
     extra: str
     open: Callable[..., Backend]
+    cuda_graph: bool = False
 
 
 RUNTIMES: dict[str, Runtime] = {
@@ -110,7 +116,7 @@ RUNTIMES: dict[str, Runtime] = {
         Runtime("openvino", ("openvino",), ("cpu",), True, "openvino", _open_openvino),
         Runtime("tensorrt", ("tensorrt",), ("cuda",), False, "trt", _open_tensorrt),
         Runtime("tensorrt_rtx", ("tensorrt",), ("cuda",), False, "trt", _open_tensorrt),
-        Runtime("aoti", ("aoti",), ("cpu", "cuda"), True, "all", _open_aoti),
+        Runtime("aoti", ("aoti",), ("cpu", "cuda"), True, "all", _open_aoti, cuda_graph=True),
     )
 }
 
@@ -152,11 +158,12 @@ def open_backend(
 
     Args:
         target: ``exports/<model>_<target>/`` (holds ``manifest.json``), a
-            checkpoint directory (holds ``checkpoint.json``) or an ``nn.Module``.
+            checkpoint directory (holds ``checkpoint.json``; a ``qtseg-train``
+            output folder means its ``best/``) or an ``nn.Module``.
         device: ``"cpu"``, ``"cuda[:N]"``; default: the device kind the
             artifact was built for, else ``"cpu"``.
-        verify_hashes: check the SHA-256 of every artifact file before loading
-            (explicit opt-out; paths, sizes and specs are always checked).
+        verify_hashes: check the SHA-256 of every artifact (or checkpoint) file
+            before loading (explicit opt-out; paths, sizes and specs are always checked).
         options: passed to the backend's constructor (e.g. ``threads=2``).
 
     Raises:
@@ -171,12 +178,11 @@ def open_backend(
     if is_artifact_dir(path):
         art = open_artifact(path, verify_hashes=verify_hashes)
         runtime = runtime_for(art)
-        if "threads" in options and not runtime.takes_threads:
-            if options.pop("threads"):
-                raise BackendError(f"{runtime.name} takes no thread count (threads=...)")
+        if "threads" in options and not runtime.takes_threads and options.pop("threads"):
+            raise BackendError(f"{runtime.name} takes no thread count (threads=...)")
         return runtime.open(art, artifact_device(art, device), **options)
-    if (path / CHECKPOINT_FILENAME).is_file():
-        return _open_torch(path, device or "cpu", **options)
+    if (path / CHECKPOINT_FILENAME).is_file() or (path / "best" / CHECKPOINT_FILENAME).is_file():
+        return _open_torch(path, device or "cpu", verify_hashes=verify_hashes, **options)
     if not path.exists():
         raise BackendError(f"{path}: no such artifact or checkpoint folder")
     raise BackendError(f"{path} is neither an artifact directory nor a qtseg checkpoint")
@@ -189,6 +195,9 @@ __all__ = [
     "BackendError",
     "BackendUnavailable",
     "ManifestError",
+    "NonFiniteError",
+    "NonFiniteInput",
+    "NonFiniteOutput",
     "NotExecutableHere",
     "Runtime",
     "TensorMeta",

@@ -2,8 +2,15 @@
 
 A :class:`Backend` loads one artifact (or a checkpoint), reports its input
 metadata, and maps an ``(N, 3, H, W)`` float32 array to ``(N, C, H, W)``
-float32 logits. The base class checks inputs against the metadata and
-measures the wall time of each call; it does nothing runtime-specific.
+float32 logits. The base class checks inputs against the metadata (and
+refuses NaN/Inf in them), refuses NaN/Inf in the logits a runtime returns,
+and measures the wall time of each call; it does nothing runtime-specific.
+
+Thread safety: every backend's :meth:`Backend.infer` may be called from
+several threads at once and returns exactly what a single-threaded call
+returns (each runtime module documents how: a thread-safe session, a pool of
+infer requests, or a lock that serializes calls). :meth:`Backend.close` must
+not race with calls in flight.
 Heavy runtime imports happen inside each subclass's constructor, so importing
 this module (or :mod:`qtseg.backends`) never pulls in a runtime.
 """
@@ -11,6 +18,7 @@ this module (or :mod:`qtseg.backends`) never pulls in a runtime.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -53,6 +61,34 @@ class NotExecutableHere(BackendError):
         super().__init__(f"not executable here: {reason}")
 
 
+class NonFiniteError(BackendError):
+    """NaN or Inf where a model needs finite numbers (base of the two cases below)."""
+
+
+class NonFiniteInput(NonFiniteError, ValueError):
+    """The input tensor holds NaN or Inf; it is refused before the runtime sees it."""
+
+
+class NonFiniteOutput(NonFiniteError):
+    """The runtime returned NaN or Inf logits (e.g. corrupted weights, FP16 overflow).
+
+    Attributes:
+        logits: the offending ``(N, C, H, W)`` float32 output, for diagnostics
+            (the export gate records how far it is from the reference).
+        count: number of non-finite values in it.
+    """
+
+    def __init__(self, message: str, logits: np.ndarray, count: int) -> None:
+        super().__init__(message)
+        self.logits = logits
+        self.count = count
+
+
+def all_finite(x: np.ndarray) -> bool:
+    """True when ``x`` holds no NaN/Inf (one vectorized pass; docs/design.md gives the cost)."""
+    return bool(np.isfinite(x).all())
+
+
 class Backend(ABC):
     """Base class: input checks, timing, context manager.
 
@@ -61,8 +97,6 @@ class Backend(ABC):
 
     Attributes:
         name: short backend name (``"onnxruntime"``, ``"openvino"``, ...).
-        last_infer_s: wall time of the latest :meth:`infer` call (host arrays
-            in and out, so device work is finished when it is measured).
     """
 
     name: str = "backend"
@@ -70,8 +104,17 @@ class Backend(ABC):
     def __init__(self, *, artifact: str | Path | None = None, precision: str = "fp32") -> None:
         self.artifact = Path(artifact) if artifact is not None else None
         self.precision = precision
-        self.last_infer_s = float("nan")
+        self._per_thread = threading.local()
         self._closed = False
+
+    @property
+    def last_infer_s(self) -> float:
+        """Wall time of this thread's latest :meth:`infer` call (NaN before the first).
+
+        Host arrays in and out, so device work is finished when it is
+        measured; kept per thread, so concurrent calls do not overwrite it.
+        """
+        return getattr(self._per_thread, "seconds", float("nan"))
 
     # -- what subclasses provide -------------------------------------------
     @abstractmethod
@@ -97,18 +140,30 @@ class Backend(ABC):
             x: ``(N, 3, H, W)`` float32 array (already preprocessed).
 
         Returns:
-            ``(N, C, H, W)`` float32 logits.
+            ``(N, C, H, W)`` float32 logits, all finite.
+
+        Raises:
+            NonFiniteInput: ``x`` holds NaN or Inf (also a ``ValueError``).
+            NonFiniteOutput: the runtime returned NaN or Inf logits.
         """
         if self._closed:
             raise BackendError(f"{self.name} backend is closed")
         x = self.check_input(x)
         start = time.perf_counter()
         out = self._infer(x)
-        self.last_infer_s = time.perf_counter() - start
+        self._per_thread.seconds = time.perf_counter() - start
         out = np.asarray(out)
         if out.ndim != 4 or out.shape[0] != x.shape[0]:
             raise BackendError(f"{self.name}: unexpected output shape {out.shape} for input {x.shape}")
-        return out.astype(np.float32, copy=False)
+        out = out.astype(np.float32, copy=False)
+        if not all_finite(out):
+            count = int(out.size - np.isfinite(out).sum())
+            raise NonFiniteOutput(
+                f"{self.name}: the model returned {count} NaN/Inf logits "
+                f"({100 * count / out.size:.3g}% of the output); corrupted weights or an "
+                "overflow in reduced precision; refused", out, count,
+            )
+        return out
 
     def check_input(self, x: Any) -> np.ndarray:
         """Validate ``x`` against :meth:`input_metadata`; return it C-contiguous.
@@ -116,6 +171,7 @@ class Backend(ABC):
         Raises:
             TypeError: not a numpy array.
             ValueError: wrong dtype, rank or a static dimension mismatch.
+            NonFiniteInput: NaN or Inf in ``x`` (a ``ValueError`` too).
         """
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{self.name}: input must be a numpy array, got {type(x).__name__}")
@@ -135,6 +191,9 @@ class Backend(ABC):
                 )
         if x.shape[0] < 1:
             raise ValueError(f"{self.name}: empty batch")
+        if not all_finite(x):
+            count = int(x.size - np.isfinite(x).sum())
+            raise NonFiniteInput(f"{self.name}: input {meta.name!r} holds {count} NaN/Inf values; refused")
         return np.ascontiguousarray(x)
 
     def describe(self) -> dict[str, Any]:

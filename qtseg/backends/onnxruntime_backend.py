@@ -31,6 +31,10 @@ class OnnxRuntimeBackend(Backend):
         session_config: ``SessionOptions`` config entries, e.g. the
             ``onnxruntime.session_config`` an INT8 artifact's manifest
             records (``open_backend`` passes it on).
+
+    Thread safety: ONNX Runtime's ``InferenceSession.run`` is safe to call
+    from several threads at once; each :meth:`infer` call gets its own output
+    arrays, exactly what a single-threaded call returns.
     """
 
     name = "onnxruntime"

@@ -8,6 +8,7 @@ table, the INT8 builder and this backend decide bf16 from it.
 from __future__ import annotations
 
 import functools
+import queue
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,13 @@ class OpenVINOBackend(Backend):
             which always state ``INFERENCE_PRECISION_HINT``).
         threads: ``INFERENCE_NUM_THREADS`` (0 = runtime default).
 
+    Thread safety: one OpenVINO infer request runs one inference at a time,
+    so each :meth:`infer` call takes an idle request from a pool (creating
+    one when all are busy) and copies the logits out before returning it.
+    Concurrent calls run in parallel on the one compiled model and each gets
+    exactly its own result; the pool grows to the peak number of concurrent
+    calls.
+
     Raises:
         NotExecutableHere: the inference precision asked for (bf16, f16) is not
             native on this CPU (:func:`precision_problem`).
@@ -131,7 +139,8 @@ class OpenVINOBackend(Backend):
             self.compiled = core.compile_model(self.model, self.device, config)
         except RuntimeError as exc:
             raise BackendError(f"openvino could not load {where}: {str(exc).splitlines()[0]}") from None
-        self.request = self.compiled.create_infer_request()
+        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._idle.put(self.compiled.create_infer_request())
         self._config = config
         self._inputs = [_meta(p) for p in self.model.inputs]
         self._outputs = [_meta(p) for p in self.model.outputs]
@@ -144,8 +153,16 @@ class OpenVINOBackend(Backend):
         return list(self._outputs)
 
     def _infer(self, x: np.ndarray) -> np.ndarray:
-        result = self.request.infer({0: x})
-        return np.array(result[self.compiled.outputs[0]], dtype=np.float32)
+        try:
+            request = self._idle.get_nowait()
+        except queue.Empty:
+            request = self.compiled.create_infer_request()
+        try:
+            result = request.infer({0: x})
+            # a copy: the request's output tensor is overwritten by its next inference
+            return np.array(result[self.compiled.outputs[0]], dtype=np.float32, copy=True)
+        finally:
+            self._idle.put(request)
 
     def compiled_property(self, name: str) -> str:
         """A property of the compiled model as OpenVINO reports it (``INFERENCE_PRECISION_HINT`` -> ``"f32"``)."""

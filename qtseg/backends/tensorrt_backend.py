@@ -13,6 +13,7 @@ so no caller ever gets numbers that did not come from the engine.
 from __future__ import annotations
 
 import importlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,10 @@ class TensorRTBackend(Backend):
         BackendUnavailable: the TensorRT library or cuda-python is missing.
         NotExecutableHere: no usable CUDA device on this machine.
         BackendError: the engine cannot be deserialized here.
+
+    Thread safety: one execution context, one stream and one set of device
+    buffers serve every call, so :meth:`infer` holds a lock: concurrent calls
+    are serialized and each returns exactly its own logits.
     """
 
     name = "tensorrt"
@@ -137,6 +142,7 @@ class TensorRTBackend(Backend):
         self._cudart = cudart
         self._buffers: dict[str, DeviceBuffer] = {}
         self._stream = None
+        self._lock = threading.Lock()
         problem = cuda_device_problem()
         if problem is not None:
             raise NotExecutableHere(problem)
@@ -177,6 +183,10 @@ class TensorRTBackend(Backend):
         return [self._meta(n) for n in self._output_names]
 
     def _infer(self, x: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return self._infer_locked(x)
+
+    def _infer_locked(self, x: np.ndarray) -> np.ndarray:
         cudart, ctx, stream = self._cudart, self.context, self._stream
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost

@@ -8,7 +8,9 @@ for JPEG decoding. Validation each epoch uses the exact deployment pipeline
 
 from __future__ import annotations
 
+import io
 import json
+import pickle
 import random
 import sys
 import time
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from qtseg.atomic import atomic_write_bytes
 from qtseg.checkpoint import save_checkpoint
 from qtseg.data.augment import AugmentConfig, augment_batch
 from qtseg.data.folder import Sample, discover, load_pair, split_samples
@@ -181,6 +184,51 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+class ResumeError(ValueError):
+    """A ``last.pt`` that cannot be resumed from (one line)."""
+
+
+RESUME_KEYS = {"model": dict, "optimizer": dict, "generator": torch.Tensor, "epoch": int,
+               "best_dice": float, "history": list}
+
+
+def save_resume_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                      gen: torch.Generator, epoch: int, best_dice: float, history: list[dict]) -> None:
+    """Write ``last.pt`` atomically: tensors and plain data only (loadable with ``weights_only``)."""
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "generator": gen.get_state(), "epoch": int(epoch), "best_dice": float(best_dice),
+                "history": history}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_resume_state(path: Path, device: torch.device) -> dict[str, Any]:
+    """Read ``last.pt`` without unpickling arbitrary objects (``torch.load(weights_only=True)``).
+
+    Raises:
+        ResumeError: one line: not a resume state, a file that would need
+            arbitrary Python objects (refused, never executed), or missing keys.
+    """
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "unsupported global" not in str(exc).lower():  # not a pickle of plain data at all
+            raise ResumeError(f"{path}: not a readable resume state (not a torch.save file of "
+                              "tensors and plain data)") from None
+        raise ResumeError(f"{path}: refused: it needs Python objects other than tensors and plain "
+                         "data to load (not a qtseg resume state; it was not executed); delete it "
+                         "or train without --resume") from None
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ResumeError(f"{path}: not a readable resume state ({first})") from None
+    if not isinstance(state, dict):
+        raise ResumeError(f"{path}: not a qtseg resume state (a {type(state).__name__}, not a dict)")
+    for key, kind in RESUME_KEYS.items():
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            raise ResumeError(f"{path}: not a qtseg resume state ({key!r} missing or not a {kind.__name__})")
+    return state
+
+
 def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     """Run a training job; returns the summary also written to ``out/summary.json``."""
     from tqdm import tqdm
@@ -213,10 +261,15 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     start_epoch, best_dice, history = 0, -1.0, []
     state_path = out / "last.pt"
     if resume and state_path.is_file():
-        state = torch.load(state_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
+        state = load_resume_state(state_path, device)
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            gen.set_state(state["generator"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"{state_path} does not fit this run (--model/--width/--imgsz/"
+                             f"--num-classes differ from the resumed run?): {first}") from None
         start_epoch, best_dice, history = state["epoch"] + 1, state["best_dice"], state["history"]
         _log(f"resumed from {state_path} at epoch {start_epoch}")
 
@@ -253,13 +306,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
              f"val dice {val_dice:.4f}{' *' if improved else ''} [{time.time() - train_start:.0f}s]")
         if cfg.max_minutes and time.time() - train_start > cfg.max_minutes * 60:
             _log(f"stopping after epoch {epoch + 1}: --max-minutes {cfg.max_minutes} reached")
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "generator": gen.get_state(), "epoch": epoch, "best_dice": best_dice,
-                        "history": history}, state_path)
+            save_resume_state(state_path, model, optimizer, gen, epoch, best_dice, history)
             break
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "generator": gen.get_state(), "epoch": epoch, "best_dice": best_dice,
-                    "history": history}, state_path)
+        save_resume_state(state_path, model, optimizer, gen, epoch, best_dice, history)
 
     train_seconds = time.time() - train_start
     return finalize(cfg, out, splits, device, train_seconds, history)

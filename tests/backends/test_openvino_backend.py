@@ -63,16 +63,15 @@ def probe(folder, env: dict[str, str]) -> dict:
 
 
 @pytest.fixture()
-def bf16_artifact(tmp_path, conv_onnx):
-    import openvino as ov
+def bf16_artifact(tmp_path):
+    from ..artifacts import manifest_dict, write_manifest_dict
+    from .conftest import make_conv_openvino_artifact
 
-    from ..artifacts import make_manifest
-
-    folder = tmp_path / "a_bf16"
-    folder.mkdir()
-    ov.save_model(ov.convert_model(str(conv_onnx)), str(folder / "model.xml"), compress_to_fp16=False)
-    make_manifest(folder, fmt="openvino", files={"model": "model.xml", "weights": "model.bin"},
-                  precision="bf16", properties={"INFERENCE_PRECISION_HINT": "bf16"})
+    folder = make_conv_openvino_artifact(tmp_path / "a_bf16")
+    data = manifest_dict(folder)
+    data["precision"] = "bf16"
+    data["runtime"]["properties"]["INFERENCE_PRECISION_HINT"] = "bf16"
+    write_manifest_dict(folder, data)
     return folder
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from qtseg.bench.report import validate_report
 from qtseg.evaluation import THRESHOLDS
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+
 from qtseg.bench.markdown import render
 from qtseg.bench.recommend import describe, pick_batch, recommend
 from qtseg.bench.report import validate_report

@@ -7,11 +7,12 @@ import json
 
 import numpy as np
 import pytest
-from ..artifacts import file_paths, read_manifest
-from qtseg.export.targets import TARGETS
 
 from qtseg.backends import NotExecutableHere, open_backend
 from qtseg.backends.tensorrt_backend import cuda_device_problem
+from qtseg.export.targets import TARGETS
+
+from ..artifacts import file_paths, read_manifest
 
 pytestmark = pytest.mark.slow
 # The targets of the export issue (other rows of the table have their own tests).
@@ -114,9 +115,9 @@ def test_tensorrt_artifacts_record_what_ran(export_all):
 
 def test_onnx_graph_contents(export_all, tiny_checkpoint):
     import onnx
-    from qtseg.export.onnx_graph import read_metadata
 
     from qtseg.checkpoint import read_checkpoint_info
+    from qtseg.export.onnx_graph import read_metadata
 
     out, _ = export_all
     fp32 = onnx.load(str(out / "qtseg-v2_onnx" / "model.onnx"))

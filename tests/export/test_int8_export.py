@@ -16,16 +16,16 @@ import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
-from qtseg.export.options import Int8Options
-from qtseg.export.targets import INT8_TARGETS
-from ..artifacts import file_paths, read_manifest
-from qtseg.export.job import ExportJob, Progress
-from qtseg.export.options import ExportOptions
-from qtseg.export.pipeline import export_target
 
 import qtseg
 from qtseg.backends import open_backend
 from qtseg.checkpoint import load_checkpoint
+from qtseg.export.job import ExportJob, Progress
+from qtseg.export.options import ExportOptions, Int8Options
+from qtseg.export.pipeline import export_target
+from qtseg.export.targets import INT8_TARGETS
+
+from ..artifacts import read_manifest
 
 pytestmark = pytest.mark.slow
 TARGETS = {t.name: t for t in INT8_TARGETS}

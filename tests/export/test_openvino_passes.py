@@ -49,6 +49,7 @@ def _types(model) -> list[str]:
 
 def test_channel_layernorm_loses_its_transposes_and_keeps_its_numbers(tmp_path):
     import openvino as ov
+
     from qtseg.export.openvino_passes import channel_layernorm_to_mvn
 
     gamma, beta = _layernorm2d_onnx(tmp_path / "ln.onnx")
@@ -71,6 +72,7 @@ def test_channel_layernorm_loses_its_transposes_and_keeps_its_numbers(tmp_path):
 
 def test_other_transpose_patterns_are_left_alone(tmp_path):
     import openvino as ov
+
     from qtseg.export.openvino_passes import channel_layernorm_to_mvn
 
     _layernorm2d_onnx(tmp_path / "other.onnx", last_perm=(0, 1, 3, 2))  # not the inverse permutation

@@ -6,12 +6,12 @@ import dataclasses
 import importlib
 
 import pytest
+
+from qtseg.backends import RUNTIMES as BACKEND_RUNTIMES
 from qtseg.evaluation import THRESHOLDS
 from qtseg.export.cli import _plan
 from qtseg.export.target import GRAPH_KEYS, TargetError
 from qtseg.export.targets import TARGET_OPTIONS, TARGETS, check_options, resolve, target_names
-
-from qtseg.backends import RUNTIMES as BACKEND_RUNTIMES
 from qtseg.manifest import FORMATS, PRECISIONS
 from qtseg.manifest import RUNTIMES as FORMAT_RUNTIMES
 
