@@ -121,12 +121,23 @@ def test_onnx_and_tensorrt_forms_come_from_one_range_table(tiny_int8):
     assert {t for _, _, t in ort.values()} == {onnx.TensorProto.UINT8}
     assert any(z != 0 for _, z, _ in ort.values())  # asymmetric
     assert {(z, t) for _, z, t in trt.values()} == {(0, onnx.TensorProto.INT8)}  # symmetric
-    for name, (scale, _, _) in ort.items():
-        lo, hi = min(ranges[name][0], 0.0), max(ranges[name][1], 0.0)
-        assert scale == pytest.approx((hi - lo) / 255, rel=1e-5), name
-    for name, (scale, _, _) in trt.items():
-        lo, hi = ranges[name]
-        assert scale == pytest.approx(max(abs(lo), abs(hi)) / 127, rel=1e-5), name
+
+    # ONNX Runtime's rules; an all-zero tensor (range [0, 0]) gets scale 1
+    def u8(r: list[float]) -> float:
+        return (max(r[1], 0.0) - min(r[0], 0.0)) / 255 or 1.0
+
+    def s8(r: list[float]) -> float:
+        return max(abs(r[0]), abs(r[1])) / 127 or 1.0
+
+    for qparams, rule in ((ort, u8), (trt, s8)):
+        candidates = np.array([rule(r) for r in ranges.values()])
+        own = 0
+        for name, (scale, _, _) in qparams.items():
+            if scale == pytest.approx(rule(ranges[name]), rel=1e-5):
+                own += 1
+            else:  # ops such as MaxPool or Concat take their input's parameters: still from the table
+                assert np.isclose(candidates, scale, rtol=1e-5, atol=0).any(), name
+        assert own >= 0.9 * len(qparams)
     onnx_int8 = read_manifest(out / "qtseg-v2_onnx-int8")["details"]["int8"]
     assert onnx_int8["quantization"]["activations"].startswith("uint8 asymmetric")
     assert manifest["details"]["int8"]["quantization"]["activations"].startswith("int8 symmetric")

@@ -2,8 +2,7 @@
 
 ```
 .venv/bin/python tools/cpu/prepost_latency.py [--before 2522c56] [--rounds 8] \
-    [--artifact /tmp/prep_exports/qtseg-v2_openvino-int8] \
-    [--artifact /tmp/prep_exports/qtseg-v2_openvino-fp32:inference_precision=bf16] \
+    [--artifact EXPORTS/qtseg-v2_openvino-int8] [--artifact EXPORTS/qtseg-v2_openvino-bf16] \
     [--cpp-cli build/cpp/qtseg_infer --cpp-artifact /tmp/prep_exports/qtseg-v2_openvino-fp32]
 ```
 
@@ -13,7 +12,8 @@
    checked to be bit-identical first. Per-image ms; "2 workers" splits the 12
    images over two Python threads (throughput per image; numpy releases the GIL).
 2. For each ``--artifact`` (``DIR[:key=value,...]``, options go to
-   ``open_backend``) at 1 and 2 runtime threads: model-only ``infer`` against
+   ``open_backend``; the precision is the manifest's, which ``open_backend``
+   applies after any ``inference_precision`` option) at 1 and 2 runtime threads: model-only ``infer`` against
    preprocess + infer + postprocess, interleaved, and their ratio.
 3. With ``--cpp-cli``: ``qtseg_infer --bench`` per image at 1 and 2 threads
    (its preprocess / infer / postprocess / end-to-end rows, p50).
