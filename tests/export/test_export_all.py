@@ -74,6 +74,10 @@ def test_artifact_layout_and_manifest(export_all, name, tiny_checkpoint):
         assert result["num_images"] == 8 and result["dice_basis"] == "ground truth"
         assert result["passed"] and not result["failures"]
     assert manifest["execution"]["verified_with"]
+    if target.format == "openvino":  # the precision it was verified at, pinned for every loader
+        assert manifest["runtime"]["properties"] == {"INFERENCE_PRECISION_HINT": "f32"}
+        assert manifest["details"]["openvino"]["inference_precision"] == "f32"
+        assert "inference precision f32" in parity["results"][0]["label"]
 
 
 @pytest.mark.parametrize("name", [n for n in BUILT_HERE if TARGETS[n].format != "tensorrt"])

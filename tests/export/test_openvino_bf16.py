@@ -34,6 +34,8 @@ def test_bundled_checkpoint_passes_the_bf16_gate_and_runs_at_bf16(tmp_path):
     assert manifest["precision"] == "bf16" and manifest["target"] == "openvino-bf16"
     assert manifest["runtime"]["properties"] == {"INFERENCE_PRECISION_HINT": "bf16"}
     assert manifest["details"]["openvino"]["inference_precision"] == "bf16"
+    # QTSeg v2's four decoder-upsampler LayerNorm2d, without their transposes (openvino_passes)
+    assert manifest["details"]["openvino"]["rewrites"] == {"channel_layernorm_to_mvn": 4}
     (result,) = manifest["parity"]["results"]
     assert result["passed"] and result["thresholds"] == THRESHOLDS["bf16"].to_dict()
     assert "inference precision bf16" in result["label"]
