@@ -80,9 +80,10 @@ class Target:
         if self.build_needs_cuda and not _cuda_available():
             return f"{self.name} is compiled on a CUDA GPU and this machine has none"
         if self.inference_precision not in (None, NATIVE):
-            from qtseg.backends.openvino_backend import precision_problem
+            from qtseg.backends.openvino_backend import cpu_capabilities_isolated, precision_problem
 
-            problem = precision_problem(self.inference_precision)
+            # asked in a child process: planning an export imports no runtime
+            problem = precision_problem(self.inference_precision, cpu_capabilities_isolated())
             if problem:
                 return f"{self.name} cannot be verified on this CPU: {problem}"
         return None

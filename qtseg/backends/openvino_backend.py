@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import queue
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,19 +46,46 @@ def cpu_capabilities() -> tuple[str, ...]:
     return tuple(str(c) for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
-def precision_problem(hint: str) -> str | None:
+_PROBE = (
+    "import openvino as ov; "
+    "print(','.join(map(str, ov.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))))"
+)
+
+
+@functools.cache
+def cpu_capabilities_isolated() -> tuple[str, ...]:
+    """:func:`cpu_capabilities` asked in a child process, so this process never imports OpenVINO.
+
+    For planning an export (validation imports no runtime); the child sees the
+    same environment (``OV_CPU_MAX_ISA`` included). ``()`` when OpenVINO cannot
+    answer (not installed: the target's own check says so).
+    """
+    try:
+        out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
+                             timeout=120, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(c for c in out.stdout.strip().split(",") if c)
+
+
+def precision_problem(hint: str, capabilities: tuple[str, ...] | None = None) -> str | None:
     """Why this CPU cannot run inference precision ``hint`` natively, or ``None`` when it can.
 
     On a CPU without native bf16 OpenVINO would not run what a bf16 artifact
     was verified at: it emulates bf16 on AVX-512 (slower than f32) or computes
     something else; so a bf16 hint is refused there instead.
+
+    Args:
+        hint: an ``INFERENCE_PRECISION_HINT`` value (``f32``, ``bf16``, ``f16``).
+        capabilities: the plugin's capabilities (default: :func:`cpu_capabilities`).
     """
     needed = NATIVE_CAPABILITY.get(hint)
-    if needed is None or needed in cpu_capabilities():
+    caps = cpu_capabilities() if capabilities is None and needed else capabilities or ()
+    if needed is None or needed in caps:
         return None
     return (f"inference precision {hint} needs native {needed} support, and OpenVINO's CPU plugin "
             f"does not list {needed} on this CPU (OPTIMIZATION_CAPABILITIES: "
-            f"{', '.join(cpu_capabilities())}; {hint} needs AVX512_{needed} or AMX)")
+            f"{', '.join(caps) or 'unknown'}; {hint} needs AVX512_{needed} or AMX)")
 
 
 def fastest_float_precision() -> str:
