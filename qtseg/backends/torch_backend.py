@@ -21,6 +21,8 @@ class TorchBackend(Backend):
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         input_size: ``(H, W)`` the input metadata states; default: the
             checkpoint's preprocessing size, or ``model.config.img_size``.
+        threads: intra-op CPU threads (0 = torch default). This sets
+            ``torch.set_num_threads`` for the whole process.
     """
 
     name = "torch"
@@ -31,9 +33,13 @@ class TorchBackend(Backend):
         *,
         device: str = "cpu",
         input_size: tuple[int, int] | None = None,
+        threads: int = 0,
     ) -> None:
         import torch
         from torch import nn
+
+        if threads > 0:
+            torch.set_num_threads(int(threads))
 
         artifact = None
         if isinstance(model, nn.Module):
