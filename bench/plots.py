@@ -1,5 +1,8 @@
 """PNG plots of a report: Dice vs latency per backend, latency vs batch size.
 
+Dice is drawn with its 95 % interval on a plain axis at least two points
+tall; the latency curve is drawn only when two or more batch sizes were timed.
+
 matplotlib is optional (``pip install 'qtseg[bench]'``); without it the
 report says so and no PNG is written.
 """
@@ -11,6 +14,7 @@ from typing import Any
 
 DICE_VS_LATENCY = "dice_vs_latency.png"
 LATENCY_VS_BATCH = "latency_vs_batch.png"
+MIN_DICE_SPAN_PP = 2.0
 
 
 def _ok(row: dict[str, Any]) -> list[dict[str, Any]]:
@@ -40,19 +44,31 @@ def write_plots(report: dict[str, Any], out_dir: str | Path) -> tuple[list[str],
     written = []
     batch = report["config"]["batches"][0]
 
+    notes = []
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    points = 0
+    dices = []
     for row in rows:
         entry = next((e for e in _ok(row) if e["batch"] == batch), None)
         acc = row.get("accuracy")
         if entry is None or acc is None:
             continue
         marker = "s" if row["kind"] == "torch" else "o"
-        ax.scatter(entry["p50_ms"], 100 * acc["dice"], marker=marker, s=50, label=_label(row))
-        points += 1
-    if points:
+        dice = 100 * acc["dice"]
+        ci = acc.get("dice_ci")
+        yerr = [[dice - 100 * ci[0]], [100 * ci[1] - dice]] if ci else None
+        ax.errorbar(entry["p50_ms"], dice, yerr=yerr, fmt=marker, ms=7, capsize=3,
+                    label=_label(row))
+        dices.append(dice)
+    if dices:
         ax.set_xscale("log")
         ax.margins(x=0.1)
+        # Plain numbers, no offset ("+8.89e1"), and at least MIN_DICE_SPAN_PP of axis, so
+        # differences of a few thousandths of a point do not fill the plot.
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+        low, high = ax.get_ylim()
+        middle = (min(dices) + max(dices)) / 2
+        half = max((high - low) / 2, MIN_DICE_SPAN_PP / 2)
+        ax.set_ylim(max(0.0, middle - half), min(100.0, middle + half))
         ax.legend(fontsize=7, loc="best")
         ax.set_xlabel(f"p50 latency, batch {batch} (ms, log scale)")
         ax.set_ylabel("Dice vs ground truth (%)")
@@ -61,8 +77,14 @@ def write_plots(report: dict[str, Any], out_dir: str | Path) -> tuple[list[str],
         fig.tight_layout()
         fig.savefig(out / DICE_VS_LATENCY, dpi=120)
         written.append(DICE_VS_LATENCY)
+    else:
+        notes.append(f"{DICE_VS_LATENCY} not drawn: no row has both accuracy and latency")
     plt.close(fig)
 
+    if len({e["batch"] for r in rows for e in _ok(r)}) < 2:
+        notes.append(f"{LATENCY_VS_BATCH} not drawn: one batch size was timed "
+                     "(pass --batch 1,8,32 for a curve)")
+        return written, "; ".join(notes)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for row in rows:
         entries = sorted(_ok(row), key=lambda e: e["batch"])
@@ -83,4 +105,4 @@ def write_plots(report: dict[str, Any], out_dir: str | Path) -> tuple[list[str],
     fig.savefig(out / LATENCY_VS_BATCH, dpi=120)
     plt.close(fig)
     written.append(LATENCY_VS_BATCH)
-    return written, None
+    return written, "; ".join(notes) or None

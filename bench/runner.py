@@ -154,6 +154,8 @@ def plan_rows(
         "images_dir": str(images_dir(cfg.data)),
         "num_images": cfg.num_images,
         "quiet": cfg.quiet,
+        "data": cfg.data,
+        "split": cfg.split,
     }
     device = cfg.device
     specs: list[RowSpec] = []

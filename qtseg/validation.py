@@ -30,11 +30,17 @@ from typing import Any
 import numpy as np
 
 from qtseg.backends import open_backend
-from qtseg.data.folder import Sample
+from qtseg.data.folder import (
+    DatasetError,
+    Sample,
+    default_split_file,
+    discover,
+    split_samples,
+)
 from qtseg.evaluation import agreement, as_predictor, infer_logits, masks_of
 from qtseg.imageio import ImageReadError, read_image, read_mask
 from qtseg.manifest import Manifest, is_artifact_dir, read_manifest_file
-from qtseg.metrics import score_image
+from qtseg.metrics import SegScores, mean_scores, score_image
 from qtseg.preprocess import PreprocessSpec
 from qtseg.timing import latency_stats
 
@@ -489,9 +495,9 @@ def score_samples(
     warm = False
     try:
         for chunk in _chunks(samples, batch, num_classes, read, unreadable, strict, bar.update):
-            if not warm:
+            if not warm and warmup > 0:
                 _warm_up(candidates, chunk, warmup)
-                warm = True
+            warm = True
             refs: dict[int, Any] = {}
             for cand in candidates:
                 reference = None
@@ -519,6 +525,98 @@ def _warm_up(candidates: Sequence[Candidate], chunk: list[_Decoded], warmup: int
                 break
 
 
-def samples_of(paths: Sequence[str | Path]) -> list[Sample]:
-    """Samples without ground truth for image files (named by stem)."""
-    return [Sample(Path(p).stem, Path(p), None) for p in paths]
+# -- which images ------------------------------------------------------------------------------
+SPLITS = ("train", "val", "test", "all")
+
+
+def dataset_root(folder: str | Path) -> Path:
+    """The dataset folder of ``folder``: itself when it holds ``images/``; its parent when it
+    is an ``images/`` folder with ``../masks`` beside it (the export gate's layout)."""
+    folder = Path(folder)
+    if not (folder / "images").is_dir() and folder.name == "images" and (
+        folder.parent / "masks"
+    ).is_dir():
+        return folder.parent
+    return folder
+
+
+def select_samples(
+    folder: str | Path,
+    split: str | None = None,
+    split_file: str | Path | None = None,
+    *,
+    require_masks: bool = True,
+) -> tuple[list[Sample], str]:
+    """The images of a dataset folder to score, and a description of the choice.
+
+    Args:
+        folder: a folder with ``images/`` (+ ``masks/``), or see :func:`dataset_root`.
+        split: ``train``, ``val``, ``test`` or ``all``; default ``test`` when a
+            split file exists, else ``all``.
+        split_file: JSON lists of image names (default: ``FOLDER/splits.json``).
+        require_masks: every image must have a mask.
+
+    Raises:
+        DatasetError: missing folder, split file or masks; duplicate names.
+    """
+    root = dataset_root(folder)
+    samples = discover(root, require_masks=require_masks)
+    file = Path(split_file) if split_file else default_split_file(root)
+    if split_file and not file.is_file():
+        raise DatasetError(f"split file not found: {split_file}")
+    if split is None:
+        split = "test" if file is not None else "all"
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r} (one of {', '.join(SPLITS)})")
+    if split == "all":
+        return samples, f"{len(samples)} images of {root}"
+    if file is None:
+        raise DatasetError(f"split {split!r} needs a split file: {root}/splits.json or --split-file")
+    chosen = split_samples(samples, split_file=file)[split]
+    if not chosen:
+        raise DatasetError(f"{file}: the {split} split is empty")
+    return chosen, f"{len(chosen)} images of the {split} split of {file}"
+
+
+# -- training's validation ----------------------------------------------------------------------
+@dataclass
+class EvalResult:
+    """Per-image and mean scores of one evaluation."""
+
+    names: list[str]
+    per_image: list[SegScores]
+    mean: SegScores
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (mean + per image)."""
+        return {
+            "count": len(self.names),
+            "mean": self.mean.to_dict(),
+            "per_image": {n: s.to_dict() for n, s in zip(self.names, self.per_image)},
+        }
+
+
+def evaluate(
+    model: Any,
+    spec: PreprocessSpec,
+    samples: Sequence[Sample],
+    *,
+    batch_size: int = 4,
+    progress: bool = False,
+) -> EvalResult:
+    """Scores of a backend or predictor on ``samples``, every one with a mask (a pass of
+    :func:`score_samples`, ``batch_size`` images per call; any failure raises).
+
+    Raises:
+        ValueError: a sample without a mask.
+        StrictFailure: an image that cannot be read, or a failed call.
+    """
+    if any(s.mask is None for s in samples):
+        raise ValueError("evaluate() needs a ground-truth mask for every sample")
+    result = score_samples(
+        samples, [Candidate("model", model, spec)], batch=batch_size, warmup=0, strict=True,
+        progress=progress,
+    )
+    records = result.candidates["model"].records
+    scores = [SegScores(r.dice, r.iou, r.mae, r.accuracy) for r in records]  # type: ignore[arg-type]
+    return EvalResult([r.name for r in records], scores, mean_scores(scores))

@@ -21,6 +21,17 @@ DEVICE_HELP = (
 )
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows every option's default, except ``None`` and off switches."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        default = action.default
+        hidden = default is None or default is False or default == argparse.SUPPRESS
+        if hidden or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def fail(message: str, code: int = 2) -> int:
     """Print one error line to stderr and return ``code``."""
     first = message.strip().splitlines()[0] if message.strip() else "failed"
@@ -29,7 +40,11 @@ def fail(message: str, code: int = 2) -> int:
 
 
 def add_common_arguments(
-    parser: argparse.ArgumentParser, *, device: bool = False, quiet_help: str = "no progress output"
+    parser: argparse.ArgumentParser,
+    *,
+    device: bool = False,
+    quiet_help: str = "no progress output",
+    device_help: str = DEVICE_HELP,
 ) -> None:
     """Add ``--version``, ``--quiet`` and (``device=True``) ``--device`` (default ``auto``)."""
     parser.add_argument(
@@ -37,7 +52,7 @@ def add_common_arguments(
     )
     parser.add_argument("--quiet", action="store_true", help=quiet_help)
     if device:
-        parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+        parser.add_argument("--device", default="auto", help=device_help)
 
 
 def positive_int(text: str) -> int:

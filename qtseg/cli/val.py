@@ -26,7 +26,6 @@ from typing import Any
 from qtseg.cli.common import add_common_arguments, fail, non_negative_int, positive_int
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-SPLITS = ("train", "val", "test", "all")
 
 
 def _fraction(text: str) -> float:
@@ -52,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the bundled qtseg-v2 checkpoint)")
     p.add_argument("--data", default=None, metavar="DIR",
                    help="folder with images/ and masks/ (default: the bundled samples)")
-    p.add_argument("--split", choices=SPLITS, default=None,
+    p.add_argument("--split", choices=("train", "val", "test", "all"), default=None,
                    help="split of the split file to score (default: test when DIR/splits.json "
                    "or --split-file exists, else all)")
     p.add_argument("--split-file", default=None, metavar="JSON",
@@ -76,26 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/val", help="output folder (default: runs/val)")
     add_common_arguments(p, device=True, quiet_help="no progress bar")
     return p
-
-
-def select_samples(data: Path, split: str | None, split_file: str | None) -> tuple[list, str]:
-    """The samples to score and a description (``"test split of DIR/splits.json"``)."""
-    from qtseg.data.folder import DatasetError, default_split_file, discover, split_samples
-
-    samples = discover(data, require_masks=True)
-    file = Path(split_file) if split_file else default_split_file(data)
-    if split_file and not file.is_file():
-        raise DatasetError(f"--split-file {split_file}: file not found")
-    if split is None:
-        split = "test" if file is not None else "all"
-    if split == "all":
-        return samples, f"{len(samples)} images of {data}"
-    if file is None:
-        raise DatasetError(f"--split {split} needs a split file: {data}/splits.json or --split-file")
-    chosen = split_samples(samples, split_file=file)[split]
-    if not chosen:
-        raise DatasetError(f"{file}: the {split} split is empty")
-    return chosen, f"{len(chosen)} images of the {split} split of {file}"
 
 
 def _references(opened: list, args: argparse.Namespace, stack: Any) -> tuple[dict, dict]:
@@ -166,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     from qtseg.data.folder import DatasetError
     from qtseg.manifest import ManifestError
     from qtseg.provenance import load_average
-    from qtseg.validation import Candidate, resolve_batch, score_samples
+    from qtseg.validation import Candidate, resolve_batch, score_samples, select_samples
 
     data = Path(args.data) if args.data else qtseg.SAMPLES_DIR
     out = Path(args.out)

@@ -25,10 +25,11 @@ from qtseg.backends import AUTO, auto_device
 from qtseg.checkpoint import save_checkpoint
 from qtseg.data.augment import AugmentConfig, augment_batch
 from qtseg.data.folder import Sample, discover, load_pair, split_samples
-from qtseg.evaluation import EvalResult, evaluate, torch_predictor
+from qtseg.evaluation import torch_predictor
 from qtseg.models import create, make_config
 from qtseg.preprocess import PreprocessSpec, resize_bilinear
 from qtseg.training.objectives import objective_for
+from qtseg.validation import EvalResult, evaluate
 
 
 @dataclass(frozen=True)
