@@ -28,6 +28,47 @@ def _label(row: dict[str, Any]) -> str:
     return f"{name} ({row['device']})"
 
 
+def dice_limits(low: float, high: float) -> tuple[float, float]:
+    """Y limits (percent) around ``[low, high]``, at least :data:`MIN_DICE_SPAN_PP` tall, in [0, 100].
+
+    So that differences of a few thousandths of a point do not fill the plot.
+    """
+    half = max((high - low) / 2, MIN_DICE_SPAN_PP / 2)
+    middle = min(max((low + high) / 2, half), 100.0 - half)
+    return middle - half, middle + half
+
+
+def dice_figure(plt: Any, rows: list[dict[str, Any]], batch: int) -> Any:
+    """Dice (with its 95 % interval) against p50 latency at ``batch``; ``None`` without points."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    points = 0
+    for row in rows:
+        entry = next((e for e in _ok(row) if e["batch"] == batch), None)
+        acc = row.get("accuracy")
+        if entry is None or acc is None:
+            continue
+        dice = 100 * acc["dice"]
+        ci = acc.get("dice_ci")
+        yerr = [[dice - 100 * ci[0]], [100 * ci[1] - dice]] if ci else None
+        ax.errorbar(entry["p50_ms"], dice, yerr=yerr, fmt="s" if row["kind"] == "torch" else "o",
+                    ms=7, capsize=3, label=_label(row))
+        points += 1
+    if not points:
+        plt.close(fig)
+        return None
+    ax.set_xscale("log")
+    ax.margins(x=0.1)
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)  # no "+8.89e1" offset
+    ax.set_ylim(*dice_limits(*ax.get_ylim()))
+    ax.legend(fontsize=7, loc="best")
+    ax.set_xlabel(f"p50 latency, batch {batch} (ms, log scale)")
+    ax.set_ylabel("Dice vs ground truth (%), 95% interval where known")
+    ax.set_title("Dice vs latency per backend (squares: PyTorch)")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def write_plots(report: dict[str, Any], out_dir: str | Path) -> tuple[list[str], str | None]:
     """Write the plots; returns their file names and a note (why none, or ``None``)."""
     try:
@@ -45,41 +86,13 @@ def write_plots(report: dict[str, Any], out_dir: str | Path) -> tuple[list[str],
     batch = report["config"]["batches"][0]
 
     notes = []
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    dices = []
-    for row in rows:
-        entry = next((e for e in _ok(row) if e["batch"] == batch), None)
-        acc = row.get("accuracy")
-        if entry is None or acc is None:
-            continue
-        marker = "s" if row["kind"] == "torch" else "o"
-        dice = 100 * acc["dice"]
-        ci = acc.get("dice_ci")
-        yerr = [[dice - 100 * ci[0]], [100 * ci[1] - dice]] if ci else None
-        ax.errorbar(entry["p50_ms"], dice, yerr=yerr, fmt=marker, ms=7, capsize=3,
-                    label=_label(row))
-        dices.append(dice)
-    if dices:
-        ax.set_xscale("log")
-        ax.margins(x=0.1)
-        # Plain numbers, no offset ("+8.89e1"), and at least MIN_DICE_SPAN_PP of axis, so
-        # differences of a few thousandths of a point do not fill the plot.
-        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
-        low, high = ax.get_ylim()
-        middle = (min(dices) + max(dices)) / 2
-        half = max((high - low) / 2, MIN_DICE_SPAN_PP / 2)
-        ax.set_ylim(max(0.0, middle - half), min(100.0, middle + half))
-        ax.legend(fontsize=7, loc="best")
-        ax.set_xlabel(f"p50 latency, batch {batch} (ms, log scale)")
-        ax.set_ylabel("Dice vs ground truth (%)")
-        ax.set_title("Dice vs latency per backend (squares: PyTorch)")
-        ax.grid(True, alpha=0.3)
-        fig.tight_layout()
+    fig = dice_figure(plt, rows, batch)
+    if fig is not None:
         fig.savefig(out / DICE_VS_LATENCY, dpi=120)
+        plt.close(fig)
         written.append(DICE_VS_LATENCY)
     else:
         notes.append(f"{DICE_VS_LATENCY} not drawn: no row has both accuracy and latency")
-    plt.close(fig)
 
     if len({e["batch"] for r in rows for e in _ok(r)}) < 2:
         notes.append(f"{LATENCY_VS_BATCH} not drawn: one batch size was timed "
