@@ -338,9 +338,11 @@ class _Decoded:
         return int(self.image.shape[0]), int(self.image.shape[1])
 
 
-def _decode(sample: Sample, num_classes: int, read: Callable[[Any], np.ndarray]) -> _Decoded:
-    image = read(sample.image)
-    truth = read_mask(sample.mask, num_classes) if sample.mask is not None else None
+def _decode(sample: Sample, num_classes: int, max_pixels: int | None) -> _Decoded:
+    # max_pixels: the reader's decompression-bomb limit; None leaves the reader's default
+    limit = {} if max_pixels is None else {"max_pixels": max_pixels}
+    image = read_image(sample.image, **limit)
+    truth = read_mask(sample.mask, num_classes, **limit) if sample.mask is not None else None
     if truth is not None and truth.shape != image.shape[:2]:
         raise ImageReadError(
             f"mask {sample.mask} is {truth.shape[1]}x{truth.shape[0]} but its image is "
@@ -353,7 +355,7 @@ def _chunks(
     samples: Sequence[Sample],
     batch: int,
     num_classes: int,
-    read: Callable[[Any], np.ndarray],
+    max_pixels: int | None,
     unreadable: list[Failure],
     strict: bool,
     advance: Callable[[int], None],
@@ -362,7 +364,7 @@ def _chunks(
     chunk: list[_Decoded] = []
     for sample in samples:
         try:
-            chunk.append(_decode(sample, num_classes, read))
+            chunk.append(_decode(sample, num_classes, max_pixels))
         except (ImageReadError, OSError) as exc:
             failure = Failure(sample.name, str(sample.image), "read", str(exc).splitlines()[0])
             unreadable.append(failure)
@@ -456,7 +458,7 @@ def score_samples(
     strict: bool = False,
     on_mask: MaskCallback | None = None,
     progress: bool = False,
-    read: Callable[[Any], np.ndarray] = read_image,
+    max_pixels: int | None = None,
 ) -> PassResult:
     """Run and score every candidate on every sample, streaming (see the module docstring).
 
@@ -471,7 +473,8 @@ def score_samples(
         strict: raise :class:`StrictFailure` at the first failure.
         on_mask: called with every label map produced (e.g. to write it).
         progress: show a progress bar on stderr.
-        read: image reader (``(path) -> (H, W, 3) uint8``).
+        max_pixels: images (and masks) of more pixels are refused as unreadable
+            (default: :mod:`qtseg.imageio`'s limit).
     """
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
@@ -494,7 +497,8 @@ def score_samples(
     bar = tqdm(total=len(samples), desc="images", unit="img", disable=not progress, leave=False)
     warm = False
     try:
-        for chunk in _chunks(samples, batch, num_classes, read, unreadable, strict, bar.update):
+        for chunk in _chunks(samples, batch, num_classes, max_pixels, unreadable, strict,
+                             bar.update):
             if not warm and warmup > 0:
                 _warm_up(candidates, chunk, warmup)
             warm = True

@@ -55,6 +55,15 @@ def add_common_arguments(
         parser.add_argument("--device", default="auto", help=device_help)
 
 
+def add_max_pixels(parser: argparse.ArgumentParser) -> None:
+    """``--max-pixels N``: the decompression-bomb limit of the image reader."""
+    parser.add_argument(
+        "--max-pixels", type=positive_int, default=None, metavar="N",
+        help="refuse images of more than N pixels as unreadable (default: qtseg.imageio's limit, "
+        "100,000,000, or $QTSEG_MAX_PIXELS)",
+    )
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     value = non_negative_int(text)

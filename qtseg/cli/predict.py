@@ -21,7 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from qtseg.cli.common import add_common_arguments, fail, non_negative_int, positive_int
+from qtseg.cli.common import (
+    add_common_arguments,
+    add_max_pixels,
+    fail,
+    non_negative_int,
+    positive_int,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 OVERLAY_COLOURS = np.array(
@@ -60,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "qtseg_infer) or 'labels' = the class index k",
     )
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay images")
+    add_max_pixels(p)
     p.add_argument("--strict", action="store_true",
                    help="stop at the first image that fails (default: report it and go on)")
     add_common_arguments(p, device=True, quiet_help="no progress bar and no per-image lines")
@@ -170,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             result = score_samples(
                 samples, [Candidate(opened.label, opened.backend, opened.spec)], batch=batch,
                 warmup=0, strict=args.strict, on_mask=writer, progress=not args.quiet,
+                max_pixels=args.max_pixels,
             )
         except StrictFailure as exc:
             return fail(f"{exc} (--strict: stopped; {writer.written} masks written)", EXIT_FAILED)

@@ -23,7 +23,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from qtseg.cli.common import add_common_arguments, fail, non_negative_int, positive_int
+from qtseg.cli.common import (
+    add_common_arguments,
+    add_max_pixels,
+    fail,
+    non_negative_int,
+    positive_int,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -71,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="untimed calls of each artifact before the pass (default 2)")
     p.add_argument("--limit", type=non_negative_int, default=0,
                    help="score only the first N images of the split (default 0: all)")
+    add_max_pixels(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     p.add_argument("--out", default="runs/val", help="output folder (default: runs/val)")
     add_common_arguments(p, device=True, quiet_help="no progress bar")
@@ -176,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(f"scoring {len(candidates)} model(s) on {data_note}", file=sys.stderr)
         result = score_samples(samples, candidates, batch=next(iter(batch.values())),
-                               warmup=args.warmup, progress=not args.quiet)
+                               warmup=args.warmup, progress=not args.quiet,
+                               max_pixels=args.max_pixels)
         load_after = load_average()
         summaries = [result.candidates[o.label].summary(seed=args.seed) for o in opened]
         for o, s in zip(opened, summaries):

@@ -140,3 +140,61 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0 and capsys.readouterr().out.startswith("qtseg-predict ")
+
+
+def _has(module, name):
+    import importlib
+
+    return hasattr(importlib.import_module(module), name)
+
+
+NEEDS_LIMIT = pytest.mark.skipif(
+    "max_pixels" not in __import__("inspect").signature(read_image).parameters,
+    reason="qtseg.imageio.read_image(max_pixels=) not merged yet (trust branch, issue #12.7)",
+)
+NEEDS_NONFINITE = pytest.mark.skipif(
+    not _has("qtseg.backends.base", "NonFiniteOutput"),
+    reason="Backend.infer's non-finite check not merged yet (trust branch, issue #12.5)",
+)
+
+
+@NEEDS_LIMIT
+def test_max_pixels_refuses_large_images(tmp_path, samples_dir, tiny_checkpoint, capsys):
+    folder = labelled_folder(tmp_path / "data", samples_dir, 2)
+    out = tmp_path / "pred"
+    rc = main([str(folder), "--checkpoint", str(tiny_checkpoint), "--out", str(out),
+               "--max-pixels", "1000", "--quiet"])
+    assert rc == 1 and "pixels" in capsys.readouterr().err
+    assert not (out / "masks").exists()
+    assert main([str(folder), "--checkpoint", str(tiny_checkpoint), "--out", str(out),
+                 "--max-pixels", "1000000", "--quiet"]) == 0
+
+
+@NEEDS_NONFINITE
+def test_non_finite_logits_fail_the_image_not_the_run(tmp_path, samples_dir, tiny_exports, capsys):
+    import dataclasses
+
+    import onnx
+    from onnx import numpy_helper
+
+    from qtseg.manifest import describe_files, write_manifest
+
+    src = tiny_exports / "qtseg-v2_onnx"
+    bad = tmp_path / "qtseg-v2_nan"
+    shutil.copytree(src, bad)
+    model = onnx.load(str(bad / "model.onnx"))
+    init = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    values = numpy_helper.to_array(init).copy()
+    values.flat[:] = np.nan
+    init.CopyFrom(numpy_helper.from_array(values, init.name))
+    onnx.save(model, str(bad / "model.onnx"))
+    manifest = read_manifest_file(src)
+    roles = {role: f.path for role, f in manifest.files.items()}
+    write_manifest(bad, dataclasses.replace(manifest, files=describe_files(bad, roles)))
+    out = tmp_path / "pred"
+    rc = main([str(samples_dir), "--artifact", str(bad), "--out", str(out), "--limit", "2",
+               "--quiet"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "2 image(s) failed" in captured.out
+    assert captured.err.count("error: ") == 2 and "finite" in captured.err.lower()
+    assert not (out / "masks").exists()  # no all-background mask written for a NaN result
