@@ -415,6 +415,13 @@ def _run_chunk(
         masks = masks_of(logits, [d.size for d in chunk], spec)
         t3 = time.perf_counter()
     except CHUNK_ERRORS as exc:
+        if n > 1 and not strict:
+            # find the image(s) at fault: the others of the call still get their masks
+            for i, d in enumerate(chunk):
+                single = None if reference is None else (reference[0][i:i + 1],
+                                                         reference[1][i:i + 1])
+                _run_chunk(cand, result, [d], single, on_mask, strict)
+            return
         text = str(exc).strip()
         message = f"{cand.label}: {text.splitlines()[0] if text else type(exc).__name__}"
         for d in chunk:

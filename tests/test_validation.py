@@ -144,3 +144,19 @@ def test_candidates_need_unique_labels_and_one_class_count(folder):
     with pytest.raises(ValueError, match="number of classes"):
         score_samples(samples, [Candidate("m", bright_is_foreground, SPEC),
                                 Candidate("n", bright_is_foreground, three)])
+
+
+def test_a_failed_batch_is_retried_image_by_image(folder):
+    calls = []
+
+    def fails_on_dark(x: np.ndarray) -> np.ndarray:
+        calls.append(x.shape[0])
+        if (x.reshape(x.shape[0], -1).max(axis=1) == 0).any():
+            raise BackendError("non-finite logits (test)")
+        return bright_is_foreground(x)
+
+    result = score_samples(discover(folder), [Candidate("m", fails_on_dark, SPEC)], batch=3,
+                           warmup=0)
+    cand = result.candidates["m"]
+    assert [r.name for r in cand.records] == ["a", "b"] and [f.name for f in cand.failures] == ["c"]
+    assert calls == [3, 1, 1, 1] and cand.call_s == []  # no full call of 3 succeeded
