@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from qtseg.bench.system import current_rss_mb, peak_rss_mb
-from qtseg.bench.torch_variants import REFERENCE_VARIANT, VARIANTS
+from qtseg.bench.torch_variants import REFERENCE_VARIANT, VARIANTS, open_variant
 
 from qtseg.backends import (
     RUNTIMES,
@@ -228,11 +228,7 @@ def _open(spec: RowSpec, manifest: Manifest | None, pre: PreprocessSpec) -> Any:
             return open_backend(spec.path, device="cpu", input_size=size)
         if not spec.device.startswith("cuda"):
             raise NotExecutableHere(f"torch variant {spec.variant} needs a CUDA device")
-        from qtseg.bench.torch_variants import TorchVariantBackend
-
-        return TorchVariantBackend(
-            spec.path, variant=spec.variant, device=spec.device, input_size=size
-        )
+        return open_variant(spec.path, variant=spec.variant, device=spec.device, input_size=size)
     assert manifest is not None
     fixed = manifest.runtime.device
     if fixed is not None and fixed != spec.device.split(":")[0]:

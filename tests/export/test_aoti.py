@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-from qtseg.backends import open_backend
-from qtseg.backends.aoti_backend import read_package_metadata
-from qtseg.checkpoint import CheckpointInfo, load_checkpoint
+from qtseg.export import aoti
 from qtseg.export.aoti import build, export_aoti, for_device
 from ..artifacts import file_paths, read_manifest
 from qtseg.evaluation import THRESHOLDS
 from qtseg.export.job import ExportJob, Progress
 from qtseg.export.options import ExportOptions
 from qtseg.export.targets import TARGETS
+
+from qtseg.backends import open_backend
+from qtseg.backends.aoti_backend import read_package_metadata
+from qtseg.checkpoint import CheckpointInfo, load_checkpoint
 from qtseg.preprocess import PreprocessSpec
 from tests.backends import aoti_packages as pk
 
@@ -33,6 +35,23 @@ def test_device_variants_of_the_target():
         for_device("cpu", "fp16")
     with pytest.raises(ValueError, match="device must be one of"):
         for_device("tpu")
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+def test_compiler_linking_its_own_libstdcxx_is_passed_over(tmp_path):
+    # the lent H200 image sets CXX to a wrapper like this one (issue 16)
+    fake = tmp_path / "static-g++"
+    fake.write_text('#!/bin/sh\nexec g++ "$@" -static-libstdc++\n')
+    fake.chmod(0o755)
+    assert aoti._cxx_runtime(str(fake)) == "static"
+    assert aoti._cxx_runtime(str(tmp_path / "absent-c++")).startswith("cannot run")
+    aoti.package_compiler.cache_clear()
+    try:
+        with torch._inductor.config.patch({"cpp.cxx": (str(fake),)}):
+            chosen = aoti.package_compiler()
+    finally:
+        aoti.package_compiler.cache_clear()
+    assert chosen != str(fake) and aoti._cxx_runtime(chosen) == "dynamic"
 
 
 def test_aoti_rejects_dynamic_hw_before_any_work(tmp_path):
