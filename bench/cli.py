@@ -250,7 +250,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from qtseg.bench.report import build_report, write_report
     from qtseg.bench.runner import PlanError, run_benchmark
     from qtseg.bench.system import system_info
-
     from qtseg.provenance import load_average
 
     load_before = load_average()

@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qtseg.bench.system import current_rss_mb, peak_rss_mb
-from qtseg.bench.torch_variants import REFERENCE_VARIANT, VARIANTS, open_variant
 
 from qtseg.backends import (
     RUNTIMES,
@@ -30,6 +28,8 @@ from qtseg.backends import (
     NotExecutableHere,
     open_backend,
 )
+from qtseg.bench.system import current_rss_mb, peak_rss_mb
+from qtseg.bench.torch_variants import REFERENCE_VARIANT, VARIANTS, open_variant
 from qtseg.evaluation import (
     ParityResult,
     SampleSet,

@@ -16,8 +16,8 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import qtseg
 from qtseg.cli.common import fail

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from qtseg.cli.common import add_common_arguments, fail
 from qtseg.export.options import (
     ExportOptions,
     add_int8_arguments,
@@ -23,8 +24,6 @@ from qtseg.export.options import (
 )
 from qtseg.export.target import Target, TargetError
 from qtseg.export.targets import ALL, COMMON_OPTIONS, TARGETS, check_options, resolve, target_names
-
-from qtseg.cli.common import add_common_arguments, fail
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -269,10 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail("no target can be built here")
 
     # The job imports torch and the exporters: only once the arguments are known to be good.
+    from qtseg.checkpoint import CheckpointError
     from qtseg.export.job import ExportJob, Progress, TargetOutcome
     from qtseg.export.pipeline import export_target
-
-    from qtseg.checkpoint import CheckpointError
 
     try:
         model, spec, info = _load(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from qtseg.bench.markdown import render
 from qtseg.bench.plots import (
     DICE_VS_LATENCY,

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ..artifacts import file_paths, read_manifest
+
+from qtseg.backends import open_backend
+from qtseg.checkpoint import load_checkpoint
 from qtseg.export.cli import outcome_status
 from qtseg.export.job import ExportJob, Progress
 from qtseg.export.options import ExportOptions
 from qtseg.export.pipeline import export_target
 from qtseg.export.targets import TARGETS
 
-from qtseg.backends import open_backend
-from qtseg.checkpoint import load_checkpoint
-
+from ..artifacts import read_manifest
 from .conftest import run_cli
 
 pytestmark = pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+
 from qtseg.export.cli import outcome_status, print_summary
 from qtseg.export.job import TargetOutcome
 
