@@ -13,9 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from qtseg.timing import PERCENTILE_RULE
-
 from qtseg.atomic import atomic_write_text
+from qtseg.timing import PERCENTILE_RULE
 
 SCHEMA = "qtseg.bench.report/1"
 REPORT_JSON = "report.json"

@@ -5,8 +5,9 @@ import torch
 
 import qtseg
 from qtseg.data.folder import discover
-from qtseg.evaluation import evaluate, torch_predictor
+from qtseg.evaluation import torch_predictor
 from qtseg.imageio import read_image
+from qtseg.validation import evaluate
 
 
 def test_load_preprocess_forward_postprocess(samples_dir):
