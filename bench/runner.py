@@ -25,7 +25,6 @@ from qtseg.bench.rows import ERROR, NOT_EXECUTED, RowSpec, failed_row, run_row, 
 from qtseg.bench.system import default_threads
 from qtseg.bench.torch_variants import REFERENCE_VARIANT, variants_for
 
-import qtseg
 from qtseg.backends import RUNTIMES
 
 DEFAULT_EXPORT_DIR = "exports"

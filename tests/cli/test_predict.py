@@ -142,23 +142,6 @@ def test_version(capsys):
     assert exc.value.code == 0 and capsys.readouterr().out.startswith("qtseg-predict ")
 
 
-def _has(module, name):
-    import importlib
-
-    return hasattr(importlib.import_module(module), name)
-
-
-NEEDS_LIMIT = pytest.mark.skipif(
-    "max_pixels" not in __import__("inspect").signature(read_image).parameters,
-    reason="qtseg.imageio.read_image(max_pixels=) not merged yet (trust branch, issue #12.7)",
-)
-NEEDS_NONFINITE = pytest.mark.skipif(
-    not _has("qtseg.backends.base", "NonFiniteOutput"),
-    reason="Backend.infer's non-finite check not merged yet (trust branch, issue #12.5)",
-)
-
-
-@NEEDS_LIMIT
 def test_max_pixels_refuses_large_images(tmp_path, samples_dir, tiny_checkpoint, capsys):
     folder = labelled_folder(tmp_path / "data", samples_dir, 2)
     out = tmp_path / "pred"
@@ -170,7 +153,6 @@ def test_max_pixels_refuses_large_images(tmp_path, samples_dir, tiny_checkpoint,
                  "--max-pixels", "1000000", "--quiet"]) == 0
 
 
-@NEEDS_NONFINITE
 def test_non_finite_logits_fail_the_image_not_the_run(tmp_path, samples_dir, tiny_exports, capsys):
     import dataclasses
 
