@@ -185,62 +185,6 @@ def write_artifact(
     return out
 
 
-def upgrade_to_v2(directory: Path) -> Path:
-    """Rewrite a ``qtseg.manifest/1`` artifact (today's exporter) as ``qtseg.manifest/2``.
-
-    The files are hashed as they are; target-specific top-level blocks move to
-    ``details``. A v2 manifest is left alone (the exporter writes v2 once main has it).
-    """
-    data = json.loads((directory / "manifest.json").read_text())
-    if data.get("schema") == "qtseg.manifest/2":
-        return directory
-    core = {
-        "schema",
-        "format",
-        "target",
-        "precision",
-        "files",
-        "inputs",
-        "outputs",
-        "preprocess",
-        "model",
-        "export",
-        "versions",
-        "git_sha",
-        "calibration",
-        "parity",
-        "execution",
-    }
-    spec = PreprocessSpec.from_dict(data["preprocess"])
-    model = data["model"]
-    manifest = Manifest(
-        format=data["format"],
-        target=data["target"],
-        precision=data["precision"],
-        runtime=_runtime(data["format"], data["precision"], None),
-        files=describe_files(directory, {**data["files"], "preprocess": PREPROCESS_FILENAME}),
-        inputs=tuple(TensorMeta.from_dict(t) for t in data["inputs"]),
-        outputs=tuple(TensorMeta.from_dict(t) for t in data["outputs"]),
-        preprocess=spec,
-        model=ModelInfo(
-            model["name"],
-            model.get("config", {}),
-            str(model.get("config_hash", "")),
-            str(model.get("checkpoint", "")),
-            str(model.get("checkpoint_sha256", "")),
-        ),
-        export=ExportSettings.from_dict(data["export"], "export"),
-        versions={str(k): str(v) for k, v in data.get("versions", {}).items()},
-        git_sha=data.get("git_sha"),
-        calibration=data.get("calibration"),
-        parity=data.get("parity", {}),
-        execution=data.get("execution", {}),
-        details={k: v for k, v in data.items() if k not in core},
-    )
-    write_manifest(directory, manifest)
-    return directory
-
-
 def clone_artifact(src: Path, dst: Path, **manifest_changes: Any) -> Path:
     """Copy of an artifact (files copied, never linked) with top-level manifest keys replaced."""
     shutil.copytree(src, dst, symlinks=False)
