@@ -4,9 +4,9 @@ from qtseg.checkpoint import load_checkpoint
 from qtseg.cli.train import main
 
 
-def test_tiny_training_run_end_to_end(tmp_path, kvasir_dir, capsys):
+def test_tiny_training_run_end_to_end(tmp_path, kvasir_mini, capsys):
     out = tmp_path / "run"
-    args = ["--data", str(kvasir_dir), "--epochs", "2", "--batch", "4", "--imgsz", "64", "--width", "4",
+    args = ["--data", str(kvasir_mini), "--epochs", "2", "--batch", "4", "--imgsz", "64", "--width", "4",
             "--limit", "8", "--workers", "1", "--out", str(out)]
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
