@@ -19,6 +19,8 @@ from tests.cpp.helpers import (
     REPO,
     Artifact,
     CppBuild,
+    configure,
+    require_module,
     require_tool,
     run_checked,
     write_artifact,
@@ -29,14 +31,14 @@ from tests.cpp.helpers import (
 @pytest.fixture(scope="session")
 def cpp_build(tmp_path_factory: pytest.TempPathFactory) -> CppBuild:
     """Configure and build the repository's CMake project (Release, OpenVINO required)."""
-    ov = pytest.importorskip("openvino")
+    ov = require_module("openvino")
     cmake = require_tool("cmake")
     require_tool("c++")
     ov_dir = Path(ov.__file__).resolve().parent / "cmake"
     build = tmp_path_factory.mktemp("cpp-build")
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     start = time.perf_counter()
-    run_checked(
+    configure(
         [
             cmake,
             "-S",
@@ -110,7 +112,7 @@ def _tiny_checkpoint(out: Path) -> Path:
 @pytest.fixture(scope="session")
 def ov_artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
     """The OpenVINO fp32 artifact: from ``qtseg.export.cli`` when it exists, else self-built."""
-    pytest.importorskip("openvino")
+    require_module("openvino")
     out = tmp_path_factory.mktemp("exports")
     try:
         from qtseg.export import cli as export_cli
