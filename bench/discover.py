@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qtseg.backends import MANIFEST_FILENAME, BackendError, read_artifact_manifest
-from qtseg.checkpoint import CheckpointError, file_sha256, read_checkpoint_info
+from qtseg.checkpoint import CheckpointError, read_checkpoint_info
+from qtseg.manifest import FILENAME as MANIFEST_FILENAME
+from qtseg.manifest import Manifest, ManifestError, read_manifest_file
 from qtseg.preprocess import PreprocessSpec
+from qtseg.provenance import file_sha256
 
 CHECKPOINT_META = "checkpoint.json"
 WEIGHTS = "weights.safetensors"
@@ -82,7 +84,7 @@ class ModelGroup:
     checkpoint_note: str
     weights: str = "checkpoint"
     artifacts: list[Path] = field(default_factory=list)
-    manifests: list[dict[str, Any]] = field(default_factory=list)
+    manifests: list[Manifest] = field(default_factory=list)
 
 
 class _Hashes:
@@ -100,7 +102,7 @@ class _Hashes:
 
 
 def resolve_checkpoint(
-    manifest: dict[str, Any], artifact: Path, override: Path | None, hashes: _Hashes | None = None
+    manifest: Manifest, artifact: Path, override: Path | None, hashes: _Hashes | None = None
 ) -> tuple[Path | None, str]:
     """The checkpoint an artifact was exported from, verified by its SHA-256.
 
@@ -110,9 +112,8 @@ def resolve_checkpoint(
     import qtseg
 
     hashes = hashes or _Hashes()
-    model = manifest.get("model") or {}
-    want = model.get("checkpoint_sha256")
-    recorded = model.get("checkpoint")
+    want = manifest.model.checkpoint_sha256
+    recorded = manifest.model.checkpoint
     if override is not None:
         named = [Path(override)]
     else:
@@ -141,15 +142,10 @@ def resolve_checkpoint(
     return None, "; ".join(problems) + "; pass --checkpoint DIR"
 
 
-def _identity(manifest: dict[str, Any]) -> str:
-    model = manifest.get("model") or {}
+def _identity(manifest: Manifest) -> str:
+    model = manifest.model
     return json.dumps(
-        [
-            model.get("name"),
-            model.get("config_hash") or model.get("config"),
-            model.get("checkpoint_sha256"),
-            {k: v for k, v in manifest["preprocess"].items()},
-        ],
+        [model.name, model.config_hash, model.checkpoint_sha256, manifest.preprocess.to_dict()],
         sort_keys=True,
         default=str,
     )
@@ -174,19 +170,18 @@ def group_artifacts(
     bad: list[tuple[Path, str]] = []
     for path in artifacts:
         try:
-            manifest = read_artifact_manifest(path)
-            spec = PreprocessSpec.from_dict(manifest["preprocess"])
-            name = str((manifest.get("model") or {})["name"])
-        except (BackendError, KeyError, TypeError, ValueError) as exc:
+            manifest = read_manifest_file(path)
+        except ManifestError as exc:
             bad.append((path, f"unreadable manifest: {exc}"))
             continue
+        spec, name = manifest.preprocess, manifest.model.name
         ident = _identity(manifest)
         if ident not in groups:
             ckpt, note = resolve_checkpoint(manifest, path, override, hashes)
             groups[ident] = ModelGroup(
                 key=_key(name, spec, taken),
                 name=name,
-                config=dict(manifest["model"].get("config") or {}),
+                config=dict(manifest.model.config),
                 spec=spec,
                 checkpoint=ckpt,
                 checkpoint_note=note,

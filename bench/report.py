@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from qtseg.bench.stats import PERCENTILE_RULE
+from qtseg.timing import PERCENTILE_RULE
 
 from qtseg.atomic import atomic_write_text
 

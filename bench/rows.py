@@ -20,20 +20,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qtseg.bench.stats import latency_stats, time_calls
 from qtseg.bench.system import current_rss_mb, peak_rss_mb
 from qtseg.bench.torch_variants import REFERENCE_VARIANT, VARIANTS
-from qtseg.export.parity import ParityResult, SampleSet, compare_logits, load_samples, run_logits
 
 from qtseg.backends import (
-    OPENERS,
+    RUNTIMES,
     BackendError,
     BackendUnavailable,
     NotExecutableHere,
     open_backend,
 )
-from qtseg.metrics import mean_scores, score_image
+from qtseg.evaluation import (
+    ParityResult,
+    SampleSet,
+    accuracy_summary,
+    backend_label,
+    compare_logits,
+    infer_logits,
+)
+from qtseg.manifest import Manifest, ManifestError, read_manifest_file
 from qtseg.preprocess import PreprocessSpec
+from qtseg.timing import latency_stats, time_calls
 
 # Row statuses (report schema).
 OK, PARITY_FAILED, NOT_EXECUTED, ERROR = "ok", "parity_failed", "not_executed", "error"
@@ -47,8 +54,6 @@ GATE_KEYS = (
     "dice_candidate",
     "dice_delta_pp",
 )
-# Runtimes that take a thread count through their constructor option ``threads``.
-THREADED_FORMATS = ("onnx", "openvino", "aoti")
 
 
 @dataclass(frozen=True)
@@ -135,48 +140,8 @@ def load_logits(path: str | Path) -> tuple[list[str], list[np.ndarray]]:
 
 
 # -- helpers ------------------------------------------------------------------------
-def _manifest(path: Path) -> dict[str, Any]:
-    from qtseg.backends import read_artifact_manifest
-
-    return read_artifact_manifest(path)
-
-
-def backend_name(manifest: dict[str, Any]) -> str:
-    """Runtime that executes an artifact of this manifest."""
-    fmt = manifest.get("format")
-    if fmt == "tensorrt":
-        return str(manifest.get("tensorrt", {}).get("library", "tensorrt"))
-    return {"onnx": "onnxruntime", "openvino": "openvino"}.get(str(fmt), str(fmt))
-
-
-def artifact_size_mb(path: Path, manifest: dict[str, Any]) -> float:
-    """MiB of the files the runtime loads (TensorRT: the engine, not its source ONNX)."""
-    files = dict(manifest.get("files", {}))
-    if manifest.get("format") == "tensorrt":
-        files.pop("onnx", None)
-    total = 0
-    for rel in files.values():
-        file = path / rel
-        total += file.stat().st_size if file.is_file() else 0
-        data = file.with_name(file.name + ".data")  # ONNX external data, if any
-        total += data.stat().st_size if data.is_file() else 0
-    return total / 2**20
-
-
-def fixed_device(manifest: dict[str, Any]) -> str | None:
-    """Device kind an artifact is built for (``None``: ONNX, any device its runtime offers).
-
-    OpenVINO IR runs on the CPU here, TensorRT engines on CUDA, AOTInductor
-    packages on the device named in their manifest.
-    """
-    fmt = manifest.get("format")
-    if fmt == "openvino":
-        return "cpu"
-    if fmt == "tensorrt":
-        return "cuda"
-    if fmt == "aoti":
-        return str((manifest.get("aoti") or {}).get("device", "cpu")).split(":")[0]
-    return None
+def _manifest(path: Path) -> Manifest:
+    return read_manifest_file(path)
 
 
 def batch_of(x: np.ndarray, batch: int) -> np.ndarray:
@@ -185,38 +150,8 @@ def batch_of(x: np.ndarray, batch: int) -> np.ndarray:
     return np.ascontiguousarray(x[index])
 
 
-def infer_per_image(backend: Any, samples: SampleSet, static_batch: int) -> list[np.ndarray]:
-    """``(1, C, h, w)`` logits per sample, as the export gate computes them.
-
-    A static batch other than 1 is filled by repeating images; only the
-    rows belonging to each image are kept.
-    """
-    if static_batch in (-1, 1):
-        return run_logits(backend, samples)
-    out: list[np.ndarray] = []
-    n = samples.x.shape[0]
-    for start in range(0, n, static_batch):
-        index = [min(start + j, n - 1) for j in range(static_batch)]
-        logits = backend.infer(np.ascontiguousarray(samples.x[index]))
-        out.extend(logits[j : j + 1] for j in range(min(static_batch, n - start)))
-    return out
-
-
-def score_accuracy(
-    logits: list[np.ndarray], samples: SampleSet, spec: PreprocessSpec
-) -> dict[str, Any] | None:
-    """Mean Dice/IoU/MAE/accuracy vs ground truth at original size (``None`` without masks)."""
-    if not samples.has_ground_truth:
-        return None
-    scores = [
-        score_image(spec.postprocess(lg, img.shape[:2])[0], mask, spec.num_classes)
-        for lg, img, mask in zip(logits, samples.images, samples.masks)
-    ]
-    return {"num_images": len(scores), **mean_scores(scores).to_dict()}
-
-
 def gate_block(
-    manifest: dict[str, Any], parity: ParityResult | None, names: list[str]
+    manifest: Manifest, parity: ParityResult | None, names: list[str]
 ) -> dict[str, Any] | None:
     """What the export gate recorded for this artifact, and whether the bench reproduced it.
 
@@ -224,8 +159,8 @@ def gate_block(
     the same images and all of :data:`GATE_KEYS` match (relative 1e-9);
     ``None`` when there is nothing comparable.
     """
-    block = manifest.get("parity")
-    if not isinstance(block, dict):
+    block = manifest.parity
+    if not block:
         return None
     gate_names = (block.get("samples") or {}).get("names")
     same_images = gate_names == names
@@ -279,7 +214,7 @@ def _base_row(spec: RowSpec) -> dict[str, Any]:
     }
 
 
-def _open(spec: RowSpec, manifest: dict[str, Any] | None, pre: PreprocessSpec) -> Any:
+def _open(spec: RowSpec, manifest: Manifest | None, pre: PreprocessSpec) -> Any:
     if spec.kind == "torch":
         size = tuple(pre.input_size)
         if spec.variant == REFERENCE_VARIANT and spec.device == "cpu":
@@ -293,22 +228,14 @@ def _open(spec: RowSpec, manifest: dict[str, Any] | None, pre: PreprocessSpec) -
             spec.path, variant=spec.variant, device=spec.device, input_size=size
         )
     assert manifest is not None
-    fmt = manifest["format"]
-    if fmt not in OPENERS:
-        raise NotExecutableHere(f"this qtseg has no backend for artifact format {fmt!r}")
-    fixed = fixed_device(manifest)
+    fixed = manifest.runtime.device
     if fixed is not None and fixed != spec.device.split(":")[0]:
         # rows of one report run on one device kind; the artifact belongs to another table
-        raise NotExecutableHere(f"{fmt} artifact runs on {fixed}; run qtseg-bench --device {fixed}")
-    options = {"threads": spec.threads} if fmt in THREADED_FORMATS else {}
-    try:
-        return open_backend(spec.path, device=spec.device, **options)
-    except (BackendUnavailable, NotExecutableHere):
-        raise
-    except BackendError as exc:
-        if fmt == "tensorrt":  # engine built for another GPU or TensorRT version: cannot run here
-            raise NotExecutableHere(str(exc)) from None
-        raise
+        raise NotExecutableHere(
+            f"{manifest.target} artifact runs on {fixed}; run qtseg-bench --device {fixed}"
+        )
+    options = {"threads": spec.threads} if RUNTIMES[manifest.runtime.name].takes_threads else {}
+    return open_backend(spec.path, device=spec.device, **options)
 
 
 def _static_batch(backend: Any) -> int:
@@ -344,7 +271,7 @@ def _time_batches(
             log(f"batch {b}: {spec.warmup} warm-up + {spec.iters} timed calls")
             try:
                 if device_timer:
-                    from qtseg.bench.cuda_timing import time_cuda
+                    from qtseg.timing import time_cuda
 
                     durations = time_cuda(
                         backend.device_call(x), warmup=spec.warmup, iters=spec.iters
@@ -423,16 +350,16 @@ def _fill_row(spec: RowSpec, row: dict[str, Any], log: Callable[[str], None]) ->
     manifest = None
     if spec.kind == "artifact":
         manifest = _manifest(path)
-        pre = PreprocessSpec.from_dict(manifest["preprocess"])
+        pre = manifest.preprocess
         row.update(
-            backend=backend_name(manifest),
-            format=manifest["format"],
-            target=manifest.get("target"),
-            precision=manifest.get("precision", "fp32"),
-            size_mb=artifact_size_mb(path, manifest),
+            backend=manifest.runtime.name,
+            format=manifest.format,
+            target=manifest.target,
+            precision=manifest.precision,
+            size_mb=manifest.loaded_bytes() / 2**20,
             device=spec.device,
         )
-        max_batch = (manifest.get("export") or {}).get("dynamic_batch_max")
+        max_batch = manifest.export.dynamic_batch_max
     else:
         pre = (
             PreprocessSpec.from_dict(spec.preprocess)
@@ -451,10 +378,10 @@ def _fill_row(spec: RowSpec, row: dict[str, Any], log: Callable[[str], None]) ->
     log(f"open {row['backend']} {row['precision']} on {row['device']}")
     with _open(spec, manifest, pre) as backend:
         row["describe"] = json.loads(json.dumps(backend.describe(), default=str))
-        samples = load_samples(spec.images_dir, pre, limit=spec.num_images)
+        samples = SampleSet.from_folder(spec.images_dir, pre, limit=spec.num_images)
         log(f"accuracy and parity on {len(samples.names)} images")
-        logits = infer_per_image(backend, samples, _static_batch(backend))
-        row["accuracy"] = score_accuracy(logits, samples, pre)
+        logits = infer_logits(backend, samples.x, batch=max(1, _static_batch(backend)))
+        row["accuracy"] = accuracy_summary(logits, samples, pre)
         parity = None
         if spec.reference_logits:
             ref_names, ref_logits = load_logits(spec.reference_logits)
@@ -468,7 +395,7 @@ def _fill_row(spec: RowSpec, row: dict[str, Any], log: Callable[[str], None]) ->
                 precision=row["precision"],
                 label=spec.id,
                 reference_name=REFERENCE_NAME,
-                candidate_name=_candidate_name(backend),
+                candidate_name=backend_label(backend),
             )
             row["parity"] = parity.to_dict()
         elif spec.reference_note:
@@ -487,11 +414,6 @@ def _fill_row(spec: RowSpec, row: dict[str, Any], log: Callable[[str], None]) ->
         row["status"] = OK
 
 
-def _candidate_name(backend: Any) -> str:
-    info = backend.describe()
-    return f"{info.get('backend', '?')} ({info.get('device', '?')})"
-
-
 def failed_row(spec: RowSpec, status: str, reason: str) -> dict[str, Any]:
     """A row decided without running it (not executable, worker crashed, timed out)."""
     if status not in STATUSES:
@@ -501,13 +423,13 @@ def failed_row(spec: RowSpec, status: str, reason: str) -> dict[str, Any]:
         try:
             manifest = _manifest(Path(spec.path))
             row.update(
-                backend=backend_name(manifest),
-                format=manifest.get("format"),
-                target=manifest.get("target"),
-                precision=manifest.get("precision"),
+                backend=manifest.runtime.name,
+                format=manifest.format,
+                target=manifest.target,
+                precision=manifest.precision,
                 device=spec.device,
             )
-        except BackendError:
+        except ManifestError:
             pass
     row.update(status=status, reason=reason)
     return row

@@ -76,17 +76,16 @@ def _reference_logits(
     """``.npz`` of PyTorch FP32 CPU logits on the samples, or ``(None, why not)``."""
     if group.checkpoint is None:
         return None, group.checkpoint_note
-    from qtseg.export.parity import load_samples, run_logits
-
     from qtseg.backends import open_backend
+    from qtseg.evaluation import SampleSet, infer_logits
 
     log(f"[{group.key}] PyTorch FP32 CPU reference logits ({group.checkpoint})")
     try:
-        samples = load_samples(images_dir(cfg.data), group.spec, limit=cfg.num_images)
+        samples = SampleSet.from_folder(images_dir(cfg.data), group.spec, limit=cfg.num_images)
         with open_backend(
             group.checkpoint, device="cpu", input_size=tuple(group.spec.input_size)
         ) as ref:
-            logits = run_logits(ref, samples)
+            logits = infer_logits(ref, samples.x)
     except Exception as exc:  # noqa: BLE001 - the rows then say why there is no parity
         return None, f"reference failed: {type(exc).__name__}: {exc}".splitlines()[0]
     path = save_logits(workdir / f"reference-{len(os.listdir(workdir))}.npz", samples.names, logits)

@@ -9,107 +9,18 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from qtseg.provenance import TOOLS, cpu_description, gpu_description, package_versions
+
 # Distributions whose versions a report records (absent ones are left out).
-LIBRARIES = (
-    "qtseg",
-    "torch",
-    "numpy",
-    "pillow",
-    "onnx",
-    "onnxruntime",
-    "onnxruntime-gpu",
-    "openvino",
-    "tensorrt",
-    "tensorrt_rtx",
-    "cuda-python",
-    "matplotlib",
-    "psutil",
-)
-# CPU features that decide which kernels runtimes pick (x86 names of /proc/cpuinfo).
-CPU_FLAGS = (
-    "sse4_2",
-    "avx",
-    "avx2",
-    "fma",
-    "f16c",
-    "avx512f",
-    "avx512bw",
-    "avx512_vnni",
-    "avx512_bf16",
-    "avx512_fp16",
-    "avx_vnni",
-    "amx_tile",
-    "amx_bf16",
-    "amx_int8",
-)
-
-
-def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str]:
-    """Installed versions (from package metadata; nothing is imported)."""
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-def _cpuinfo() -> dict[str, str]:
-    info: dict[str, str] = {}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return info
-    for line in text.splitlines():
-        if not line.strip():
-            break  # first processor is enough
-        key, _, value = line.partition(":")
-        info[key.strip()] = value.strip()
-    return info
-
-
-def cpu_description() -> dict[str, Any]:
-    """CPU model, the :data:`CPU_FLAGS` it has, logical CPUs and CPUs this process may use."""
-    info = _cpuinfo()
-    flags = set(info.get("flags", "").split())
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count() or 1
-    return {
-        "model": info.get("model name") or platform.processor() or platform.machine(),
-        "flags": [f for f in CPU_FLAGS if f in flags],
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": usable,
-    }
+LIBRARIES = (*TOOLS, "matplotlib", "psutil")
 
 
 def default_threads() -> int:
     """Thread count used when none is given: the CPUs this process may run on."""
     return int(cpu_description()["usable_cpus"])
-
-
-def gpu_description() -> dict[str, Any] | None:
-    """Name, capability, memory and CUDA version of GPU 0 via PyTorch (``None``: no GPU)."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    if not torch.cuda.is_available():
-        return None
-    props = torch.cuda.get_device_properties(0)
-    return {
-        "name": props.name,
-        "capability": f"{props.major}.{props.minor}",
-        "memory_gb": round(props.total_memory / 2**30, 1),
-        "count": torch.cuda.device_count(),
-        "cuda": torch.version.cuda,
-    }
 
 
 def system_info(*, with_gpu: bool) -> dict[str, Any]:
@@ -119,7 +30,7 @@ def system_info(*, with_gpu: bool) -> dict[str, Any]:
         "python": platform.python_version(),
         "cpu": cpu_description(),
         "gpu": gpu_description() if with_gpu else None,
-        "versions": library_versions(),
+        "versions": package_versions(LIBRARIES),
     }
 
 

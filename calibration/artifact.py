@@ -23,6 +23,7 @@ import numpy as np
 
 from qtseg.atomic import atomic_write_text, staging_dir
 from qtseg.preprocess import PreprocessSpec, SpecError
+from qtseg.provenance import file_sha256
 
 SCHEMA = "qtseg.calibration/1"
 DATA_FILENAME = "x.npy"
@@ -142,21 +143,13 @@ def save_set(calib: CalibrationSet, out_dir: str | Path) -> Path:
             "file": DATA_FILENAME,
             "shape": list(calib.x.shape),
             "dtype": "float32",
-            "sha256": _file_sha256(staging / DATA_FILENAME),
+            "sha256": file_sha256(staging / DATA_FILENAME),
         }
         atomic_write_text(staging / MANIFEST_FILENAME, json.dumps(manifest, indent=2) + "\n")
         calib.spec.save(staging)
     calib.manifest = manifest
     calib.path = out_dir
     return out_dir
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def is_set_dir(path: str | Path) -> bool:
@@ -190,7 +183,7 @@ def load_set(path: str | Path, *, verify_hash: bool = True) -> CalibrationSet:
     data_file = path / manifest.get("data", {}).get("file", DATA_FILENAME)
     if not data_file.is_file():
         raise CalibrationError(f"calibration set {path} has no tensor file {data_file.name}")
-    if verify_hash and manifest.get("data", {}).get("sha256") not in (None, _file_sha256(data_file)):
+    if verify_hash and manifest.get("data", {}).get("sha256") not in (None, file_sha256(data_file)):
         raise CalibrationError(f"{data_file} does not match the SHA-256 recorded in {file} (modified or corrupt)")
     try:
         spec = PreprocessSpec.load(path)

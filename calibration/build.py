@@ -4,33 +4,19 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from qtseg.checkpoint import file_sha256
 from qtseg.data.folder import DatasetError, Sample, default_split_file, discover, split_samples
 from qtseg.preprocess import PreprocessSpec
+from qtseg.provenance import file_sha256, package_versions
 
 from qtseg.calibration.artifact import MIN_IMAGES, CalibrationError, CalibrationSet
 from qtseg.calibration.selection import SelectionRule, select_samples
 
 Log = Callable[[str], None]
-
-
-def tool_versions() -> dict[str, str]:
-    """Versions of what shaped the tensors (qtseg, numpy, pillow)."""
-    import qtseg
-
-    out = {"qtseg": qtseg.__version__}
-    for name in ("numpy", "pillow"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 def split_pool(root: Path, split: str, *, split_file: str | Path | None, seed: int) -> tuple[list[Sample], dict[str, Any]]:
@@ -115,6 +101,6 @@ def build_set(
             "max": float(x.max()),
             "mean_per_channel": [round(float(v), 6) for v in x.mean(axis=(0, 2, 3))],
         },
-        "versions": tool_versions(),
+        "versions": package_versions(("numpy", "pillow")),
     }
     return CalibrationSet(x=x, spec=spec, names=[s.name for s in selection.samples], manifest=manifest)

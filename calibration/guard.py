@@ -26,12 +26,18 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from qtseg.data.folder import Sample, load_pair
-from qtseg.metrics import mask_agreement, score_image
+from qtseg.evaluation import (
+    Predictor,
+    SampleSet,
+    infer_logits,
+    label_agreement,
+    label_map,
+    masks_of,
+    score_masks,
+)
+from qtseg.metrics import score_image
 from qtseg.preprocess import PreprocessSpec
 
-Predictor = Callable[[np.ndarray], np.ndarray]
-"""``(1, 3, H, W) float32 -> (1, C, H, W) float32`` logits."""
 Log = Callable[[str], None]
 
 
@@ -69,51 +75,23 @@ class LayerGroup:
 
 
 @dataclass
-class HeldOut:
-    """Preprocessed held-out images with their ground truth.
-
-    Attributes:
-        names: sample names.
-        x: ``(N, 3, H, W)`` float32 model inputs.
-        sizes: original ``(height, width)`` per image.
-        truth: ground-truth label maps at original size.
-        source: where the images came from (for the report).
-    """
-
-    names: list[str]
-    x: np.ndarray
-    sizes: list[tuple[int, int]]
-    truth: list[np.ndarray]
-    source: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, samples: Sequence[Sample], spec: PreprocessSpec, *, source: dict[str, Any] | None = None) -> "HeldOut":
-        """Read and preprocess image/mask pairs."""
-        if not samples:
-            raise ValueError("the accuracy guard needs at least one held-out image")
-        x = np.empty((len(samples), 3, *spec.input_size), dtype=np.float32)
-        sizes, truth = [], []
-        for i, sample in enumerate(samples):
-            image, mask = load_pair(sample, spec.num_classes)
-            x[i] = spec.preprocess_one(image)
-            sizes.append(image.shape[:2])
-            truth.append(mask)
-        return cls([s.name for s in samples], x, sizes, truth, dict(source or {}))
-
-
-@dataclass
 class Scores:
-    """Mean Dice/IoU of one predictor, its masks, and agreement with the reference masks."""
+    """Mean Dice/IoU of one predictor on the held-out images, and its agreement with the reference.
+
+    ``labels`` are the per-image arg-max label maps at the model's resolution
+    (what :func:`qtseg.evaluation.agreement` compares); ``agreement`` is that
+    of this predictor with the reference predictor (``None`` for the reference).
+    """
 
     dice: float
     iou: float
     per_image_dice: list[float]
-    masks: list[np.ndarray]
+    labels: list[np.ndarray]
     agreement: float | None = None
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """Summary numbers (no masks)."""
+        """Summary numbers (no label maps)."""
         return {
             "dice": self.dice,
             "iou": self.iou,
@@ -122,31 +100,27 @@ class Scores:
         }
 
 
-def score(predict: Predictor, held: HeldOut, spec: PreprocessSpec, reference: Scores | None = None) -> Scores:
-    """Run ``predict`` on every held-out image and score it at original size."""
+def score(predict: Predictor, held: SampleSet, spec: PreprocessSpec, reference: Scores | None = None) -> Scores:
+    """Run ``predict`` on every held-out image and score its masks at original size."""
     start = time.perf_counter()
-    dices, ious, masks, agree = [], [], [], []
-    for i in range(len(held.names)):
-        logits = predict(held.x[i : i + 1])
-        mask = spec.postprocess(logits, held.sizes[i])[0]
-        s = score_image(mask, held.truth[i], spec.num_classes)
-        dices.append(s.dice)
-        ious.append(s.iou)
-        masks.append(mask)
-        if reference is not None:
-            agree.append(mask_agreement(mask, reference.masks[i]))
+    logits = infer_logits(predict, held.x)
+    scores = score_masks(masks_of(logits, held.sizes, spec), held.masks, spec.num_classes)  # type: ignore[arg-type]
+    labels = [label_map(lg) for lg in logits]
+    agree = None
+    if reference is not None:
+        agree = float(np.mean([label_agreement(r, c) for r, c in zip(reference.labels, labels)]))
     return Scores(
-        dice=float(np.mean(dices)),
-        iou=float(np.mean(ious)),
-        per_image_dice=dices,
-        masks=masks,
-        agreement=float(np.mean(agree)) if agree else None,
+        dice=float(np.mean([s.dice for s in scores])),
+        iou=float(np.mean([s.iou for s in scores])),
+        per_image_dice=[s.dice for s in scores],
+        labels=labels,
+        agreement=agree,
         seconds=time.perf_counter() - start,
     )
 
 
 def probe_scores(
-    predict: Predictor, held: HeldOut, spec: PreprocessSpec, indices: Sequence[int], reference: list[np.ndarray]
+    predict: Predictor, held: SampleSet, spec: PreprocessSpec, indices: Sequence[int], reference: list[np.ndarray]
 ) -> tuple[float, float]:
     """``(mean Dice at original size, normalised logit error)`` of ``predict`` on the probe images.
 
@@ -157,7 +131,7 @@ def probe_scores(
     for i, ref in zip(indices, reference):
         out = predict(held.x[i : i + 1])
         mask = spec.postprocess(out, held.sizes[i])[0]
-        dices.append(score_image(mask, held.truth[i], spec.num_classes).dice)
+        dices.append(score_image(mask, held.masks[i], spec.num_classes).dice)
         num += float(((out.astype(np.float64) - ref) ** 2).sum())
         den += float((ref**2).sum())
     return float(np.mean(dices)), num / max(den, 1e-30)
@@ -205,7 +179,7 @@ def run_guard(
     reference: Scores,
     build: Callable[[tuple[str, ...]], Predictor],
     groups: Sequence[LayerGroup],
-    held: HeldOut,
+    held: SampleSet,
     spec: PreprocessSpec,
     *,
     config: GuardConfig = GuardConfig(),
@@ -237,7 +211,7 @@ def run_guard(
     say(f"INT8 Dice {100 * candidate.dice:.2f}% vs FP32 {100 * reference.dice:.2f}% (drop {initial['drop_pp']:+.3f} pp)")
     report = GuardReport(
         config=config.to_dict(),
-        held_out={"count": len(held.names), **held.source},
+        held_out={"count": len(held), **held.source},
         reference=reference.to_dict(),
         initial=initial,
         final=initial,

@@ -16,7 +16,6 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
-import numpy as np
 
 from qtseg.data.folder import Sample
 from qtseg.imageio import read_mask

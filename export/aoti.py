@@ -1,10 +1,9 @@
 """AOTInductor targets: ``torch.export`` of the eval-mode wrapper -> ``model.pt2``.
 
-``aoti`` (in the target table) compiles for the CPU of the build machine;
-:func:`for_device` gives the CUDA variants (``aoti-cuda``, ``aoti-cuda-fp16``),
-which must be built on a machine with a GPU and a CUDA build of torch, and
-:func:`export_aoti` runs any of them through the normal pipeline (staging,
-parity gate, manifest) from Python.
+``aoti`` compiles for the CPU of the build machine; ``aoti-cuda`` and
+``aoti-cuda-fp16`` (all three rows of the target table) must be built on a
+machine with a GPU and a CUDA build of torch. :func:`export_aoti` runs any of
+them through the normal pipeline (staging, parity gate, manifest) from Python.
 
 The package is native code: a CPU package uses the vector ISA of the machine
 it was compiled on (recorded as ``AOTI_CPU_ISA``), a CUDA package the GPU
@@ -22,18 +21,22 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+from qtseg.export.job import BuildResult, ExportJob, ParityCheck, Progress, TargetOutcome
+from qtseg.export.options import ExportOptions
+from qtseg.export.pipeline import export_target
+from qtseg.export.target import Target
+from qtseg.export.targets import TARGETS
+from qtseg.export.wrapper import INPUT_NAME, OUTPUT_NAME, assert_eval, prepare
 from torch import nn
 
+import qtseg
 from qtseg.backends.aoti_backend import META_PREFIX, read_package_metadata
 from qtseg.backends.base import TensorMeta
-from qtseg.export.wrapper import INPUT_NAME, OUTPUT_NAME, assert_eval, prepare
-
-if TYPE_CHECKING:
-    from qtseg.export.pipeline import BuildResult, ExportJob, TargetOutcome
-    from qtseg.export.targets import Target
+from qtseg.checkpoint import load_checkpoint
+from qtseg.provenance import config_hash
 
 PACKAGE = "model.pt2"
 DEVICES = ("cpu", "cuda")
@@ -61,22 +64,18 @@ class Fp16Compute(nn.Module):
 
 
 def target_device(target: Target) -> str:
-    """``"cuda"`` for the ``aoti-cuda*`` targets, else ``"cpu"``."""
-    return "cuda" if "cuda" in target.name.split("-") else "cpu"
+    """The device kind ``target`` compiles for (its table row's ``device``)."""
+    return target.device or "cpu"
 
 
 def for_device(device: str, precision: str = "fp32") -> Target:
-    """The AOTInductor target for ``device`` (``cpu``/``cuda``) and ``precision``.
+    """The AOTInductor row of the target table for ``device`` (``cpu``/``cuda``) and ``precision``.
 
-    ``("cpu", "fp32")`` is the table's ``aoti``; the CUDA ones are named
-    ``aoti-cuda`` and ``aoti-cuda-fp16`` (their artifact directories differ
-    from the CPU one).
+    ``("cpu", "fp32")`` is ``aoti``; the CUDA ones are ``aoti-cuda`` and ``aoti-cuda-fp16``.
 
     Raises:
         ValueError: unknown device, or fp16 on CPU.
     """
-    from qtseg.export.targets import TARGETS
-
     if device not in DEVICES:
         raise ValueError(f"AOTInductor device must be one of {', '.join(DEVICES)}, got {device!r}")
     if precision not in ("fp32", "fp16") or (precision == "fp16" and device != "cuda"):
@@ -84,11 +83,9 @@ def for_device(device: str, precision: str = "fp32") -> Target:
             f"AOTInductor precision {precision!r} is not offered for {device} "
             "(cpu: fp32; cuda: fp32, fp16)"
         )
-    base = TARGETS["aoti"]
     if device == "cpu":
-        return base
-    name = "aoti-cuda" + ("-fp16" if precision == "fp16" else "")
-    return dataclasses.replace(base, name=name, precision=precision, build=build)
+        return TARGETS["aoti"]
+    return TARGETS["aoti-cuda" + ("-fp16" if precision == "fp16" else "")]
 
 
 def _check_toolchain(device: str) -> None:
@@ -144,8 +141,6 @@ def package_metadata(
     job: ExportJob, target: Target, inputs: TensorMeta, outputs: TensorMeta
 ) -> dict[str, str]:
     """``qtseg.*`` string metadata stored inside the package (read by both backends)."""
-    from qtseg.export import manifest as mf
-
     max_batch = job.options.dynamic_batch if job.io_spec.dynamic_batch else job.options.batch
     items = {
         "model": job.model_name,
@@ -154,7 +149,7 @@ def package_metadata(
         "input": json.dumps(inputs.to_dict()),
         "output": json.dumps(outputs.to_dict()),
         "max_batch": str(max_batch),
-        "config_hash": mf.config_hash(job.model_name, job.info.config),
+        "config_hash": config_hash(job.model_name, job.info.config),
         "checkpoint_sha256": job.info.weights_sha256,
         "preprocess": json.dumps(job.spec.to_dict(), sort_keys=True),
     }
@@ -167,8 +162,6 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
     The parity check runs the package through :class:`AotiBackend` on the
     target's device (``NotExecutableHere`` on a machine without it).
     """
-    from qtseg.export.pipeline import BuildResult, ParityCheck
-
     device, precision = target_device(target), target.precision
     _check_toolchain(device)
     with job.progress.step(f"torch.export ({job.batch_label()}, {device}, {precision})"):
@@ -203,7 +196,7 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
         if device == "cuda"
         else (f"CPU ({built.get('AOTI_CPU_ISA') or 'no vector ISA'})")
     )
-    extra = {
+    details = {
         "aoti": {
             "device": device,
             "cpu_isa": built.get("AOTI_CPU_ISA") or None,
@@ -221,7 +214,7 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
         inputs=[inputs],
         outputs=[outputs],
         checks=[ParityCheck(f"{PACKAGE} on AOTInductor {where}", open_package)],
-        extra=extra,
+        details=details,
         built=f"AOTInductor package for {where} written",
     )
 
@@ -261,11 +254,6 @@ def export_aoti(
     Returns:
         The pipeline's :class:`TargetOutcome` (``status`` ``"ok"`` or ``"failed"``).
     """
-    from qtseg.export.pipeline import ExportJob, ExportOptions, Progress, export_target
-
-    import qtseg
-    from qtseg.checkpoint import load_checkpoint
-
     target = for_device(device, precision)
     model, spec, info = load_checkpoint(
         Path(checkpoint) if checkpoint else qtseg.DEFAULT_CHECKPOINT

@@ -14,17 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from qtseg.export.int8_context import add_int8_arguments, given_int8_flags, int8_options_from_args
-from qtseg.export.targets import (
-    ALL,
-    COMMON_OPTIONS,
-    TARGETS,
-    Target,
-    TargetError,
-    check_options,
-    resolve,
-    target_names,
+from qtseg.export.options import (
+    ExportOptions,
+    add_int8_arguments,
+    given_int8_flags,
+    int8_options_from_args,
+    parse_compute_capabilities,
 )
+from qtseg.export.target import Target, TargetError
+from qtseg.export.targets import ALL, COMMON_OPTIONS, TARGETS, check_options, resolve, target_names
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -85,10 +83,7 @@ def _writable(out: Path) -> str | None:
     return None
 
 
-def _options(args: argparse.Namespace) -> Any:
-    from qtseg.export.pipeline import ExportOptions
-    from qtseg.export.tensorrt_engine import parse_compute_capabilities
-
+def _options(args: argparse.Namespace) -> ExportOptions:
     return ExportOptions(
         batch=args.batch,
         dynamic_batch=args.dynamic_batch,
@@ -250,7 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_summary([], skipped)
         return fail("no target can be built here")
 
-    from qtseg.export.pipeline import ExportJob, Progress, export_target
+    # The job imports torch and the exporters: only once the arguments are known to be good.
+    from qtseg.export.job import ExportJob, Progress, TargetOutcome
+    from qtseg.export.pipeline import export_target
 
     from qtseg.checkpoint import CheckpointError
 
@@ -267,8 +264,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 outcome = export_target(job, target, Path(args.out))
             except Exception as exc:  # noqa: BLE001 - report per target, keep going for `all`
-                from qtseg.export.pipeline import TargetOutcome
-
                 job.progress.info(f"FAILED: {type(exc).__name__}: {exc}")
                 outcome = TargetOutcome(target.name, "failed", None, f"{type(exc).__name__}: {exc}")
             outcomes.append(outcome)

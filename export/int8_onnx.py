@@ -13,14 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from qtseg.calibration import GuardConfig, GuardReport, run_guard
+from qtseg.calibration.methods import CalibrationMethod
+from qtseg.calibration.onnx_qdq import QdqSettings, calibrate_ranges, keep_float, qdq_counts, quantize_qdq
+from qtseg.export import onnx_graph
+from qtseg.export.int8_context import CONTEXT_KEY, excluded_nodes, int8_context
+from qtseg.export.job import BuildResult, ExportJob
+from qtseg.export.target import Target
 
 from qtseg.atomic import atomic_write_bytes
-
-if TYPE_CHECKING:
-    from qtseg.calibration import GuardReport
-    from qtseg.export.pipeline import BuildResult, ExportJob
-    from qtseg.export.targets import Target
+from qtseg.evaluation import Predictor
 
 MODEL_FILENAME = "model.onnx"
 RANGES_FILENAME = "ranges.json"
@@ -56,7 +60,7 @@ class GuardedQdq:
     excluded: list[str]
 
 
-def _ort_predictor(path: Path) -> Any:
+def _ort_predictor(path: Path) -> Predictor:
     from qtseg.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     backend = OnnxRuntimeBackend(path, device="cpu")
@@ -65,17 +69,6 @@ def _ort_predictor(path: Path) -> Any:
 
 def guarded_qdq(job: ExportJob, out_dir: Path) -> GuardedQdq:
     """Calibrate, quantize and guard the job's FP32 graph once; cached on the job."""
-    from qtseg.calibration import GuardConfig, run_guard
-    from qtseg.calibration.methods import CalibrationMethod
-    from qtseg.calibration.onnx_qdq import (
-        QdqSettings,
-        calibrate_ranges,
-        keep_float,
-        qdq_counts,
-        quantize_qdq,
-    )
-    from qtseg.export.int8_context import excluded_nodes, int8_context
-
     ctx = int8_context(job, out_dir)
     if QDQ_KEY in ctx.cache:
         return ctx.cache[QDQ_KEY]
@@ -84,7 +77,7 @@ def guarded_qdq(job: ExportJob, out_dir: Path) -> GuardedQdq:
     method = CalibrationMethod.parse(ctx.options.calib_method)
     settings = QdqSettings()
     fp32 = job.graph_file("fp32")
-    work = Path(job._workdir.name) / "int8"
+    work = job.workdir / "int8"
     work.mkdir(exist_ok=True)
     table = work / f"ranges-{method.label.replace(':', '-')}.json"
     with job.progress.step(f"calibrate ranges on {len(ctx.calib)} images ({method.label}, onnxruntime)"):
@@ -134,40 +127,37 @@ def guarded_qdq(job: ExportJob, out_dir: Path) -> GuardedQdq:
 
 def stamped_bytes(job: ExportJob, model: Any, *, set_id: str, form: str) -> bytes:
     """Serialize ``model`` with the job's metadata_props, marked INT8 + calibration set."""
-    from qtseg.export import onnx_graph
-
-    items = job.onnx_metadata("fp32", model)
+    items = job.onnx_metadata("fp32")
     items.update({"precision": "int8", "graph": f"int8-qdq ({form})", "calibration_set": set_id})
     onnx_graph.set_metadata(model, items)
     return onnx_graph.serialize(model)
 
 
-def int8_extra(job: ExportJob, qdq: GuardedQdq, *, form: str) -> dict[str, Any]:
-    """Manifest items shared by the INT8 targets built from the QDQ graph."""
-    from qtseg.export.int8_context import CONTEXT_KEY
+def int8_calibration(job: ExportJob, qdq: GuardedQdq) -> dict[str, Any]:
+    """``manifest["calibration"]`` of the INT8 targets built from the QDQ graph."""
+    return job.notes[CONTEXT_KEY].calibration_summary(qdq.method, {"ranges": qdq.ranges})
 
+
+def int8_details(job: ExportJob, qdq: GuardedQdq, *, form: str) -> dict[str, Any]:
+    """Manifest ``details`` shared by the INT8 targets built from the QDQ graph."""
     ctx = job.notes[CONTEXT_KEY]
-    extra = job.graph_extra("fp32")
-    extra["calibration"] = ctx.calibration_summary(qdq.method, {"ranges": qdq.ranges})
-    extra["int8"] = {
+    details = job.graph_details("fp32")
+    details["int8"] = {
         "form": form,
         "quantization": qdq.quantization,
         "kept_float": {"groups": qdq.guard.kept_float, "nodes": qdq.excluded},
         "accuracy_guard": qdq.guard.to_dict(),
         "options": ctx.options.to_dict(),
     }
-    return extra
+    return details
 
 
 def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
     """Write the guarded QDQ ``model.onnx`` into ``staging``; parity runs it on ONNX Runtime."""
     import onnx
-    from qtseg.export.pipeline import BuildResult
 
     qdq = guarded_qdq(job, staging.parent)
     model = onnx.load(str(qdq.path))
-    from qtseg.export.int8_context import CONTEXT_KEY
-
     set_id = job.notes[CONTEXT_KEY].calib.set_id
     data = stamped_bytes(job, model, set_id=set_id, form="onnxruntime: int32 bias")
     path = staging / MODEL_FILENAME
@@ -177,13 +167,13 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
     # float, another QDQ form) needs no calibration pass, and the scales can be audited.
     atomic_write_bytes(staging / RANGES_FILENAME, qdq.table.read_bytes())
     inputs, outputs = job.graph_io("fp32")
-    extra = int8_extra(job, qdq, form="onnxruntime (int32 biases)")
-    extra["onnxruntime"] = {"session_config": dict(ORT_SESSION_CONFIG)}
     return BuildResult(
         files={"model": MODEL_FILENAME, "ranges": RANGES_FILENAME},
         inputs=inputs,
         outputs=outputs,
         checks=[job.ort_check(path, f"{MODEL_FILENAME} (INT8 QDQ) on onnxruntime CPU")],
-        extra=extra,
+        properties=dict(ORT_SESSION_CONFIG),
+        details=int8_details(job, qdq, form="onnxruntime (int32 biases)"),
+        calibration=int8_calibration(job, qdq),
         built=f"INT8 QDQ graph written ({qdq.guard.summary()})",
     )

@@ -9,43 +9,38 @@ float (:func:`qtseg.calibration.openvino_ptq.keep_float`) until it holds.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from qtseg.export.pipeline import BuildResult, ExportJob
-    from qtseg.export.targets import Target
+from qtseg.calibration import GuardConfig, run_guard
+from qtseg.calibration.methods import CalibrationMethod
+from qtseg.calibration.openvino_ptq import count_fake_quantize, keep_float, quantize_openvino
+from qtseg.export.int8_context import int8_context
+from qtseg.export.job import BuildResult, ExportJob
+from qtseg.export.openvino_ir import VERIFIED_PRECISION, openvino_check
+from qtseg.export.target import Target
+
+from qtseg.evaluation import Predictor
+from qtseg.manifest import INFERENCE_PRECISION
 
 XML, BIN = "model.xml", "model.bin"
+PROPERTIES = {INFERENCE_PRECISION: VERIFIED_PRECISION}
 
 
-def _predictor(core: Any, model: Any) -> Any:
-    """Compile on CPU at f32 inference precision (as the OpenVINO backend does) -> predict fn."""
-    import numpy as np
+def _predictor(model: Any) -> Predictor:
+    """An in-memory ``openvino.Model`` on the OpenVINO backend, with the artifact's properties."""
+    from qtseg.backends.openvino_backend import OpenVINOBackend
 
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    request = compiled.create_infer_request()
-    output = compiled.outputs[0]
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        return np.array(request.infer({0: x})[output], dtype=np.float32)
-
-    return predict
+    return OpenVINOBackend(model, device="cpu", precision="int8", properties=PROPERTIES).infer
 
 
-def build(job: "ExportJob", target: "Target", staging: Path) -> "BuildResult":
+def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
     """Quantize, guard and save ``model.xml``/``model.bin``; parity runs the IR on OpenVINO CPU."""
     import openvino as ov
 
     from qtseg.backends.openvino_backend import _meta
-    from qtseg.calibration import GuardConfig, run_guard
-    from qtseg.calibration.methods import CalibrationMethod
-    from qtseg.calibration.openvino_ptq import count_fake_quantize, keep_float, quantize_openvino
-    from qtseg.export.int8_context import int8_context
-    from qtseg.export.pipeline import BuildResult, ParityCheck
 
     ctx = int8_context(job, staging.parent)
     method = CalibrationMethod.parse(ctx.options.calib_method)
-    core = ov.Core()
     with job.progress.step(f"convert ONNX -> OpenVINO (openvino {ov.get_version().split('-')[0]})"):
         fp32 = ov.convert_model(str(job.graph_file("fp32")))
     with job.progress.step(f"NNCF INT8 quantization on {len(ctx.calib)} calibration images ({method.label})"):
@@ -58,13 +53,13 @@ def build(job: "ExportJob", target: "Target", staging: Path) -> "BuildResult":
         key = tuple(sorted(kept))
         if key not in built:
             built[key], _ = keep_float(quantized, fp32, [groups[k].pattern for k in key])
-        return _predictor(core, built[key])
+        return _predictor(built[key])
 
     config = GuardConfig(max_dice_drop_pp=ctx.options.max_dice_drop, max_kept=ctx.options.max_kept)
     with job.progress.step(f"accuracy guard (OpenVINO CPU, budget {config.max_dice_drop_pp} pp)"):
         report = run_guard(
             ctx.reference, candidate, ctx.groups if ctx.options.search else [], ctx.held, job.spec,
-            config=config, reference_predict=_predictor(core, fp32), log=job.progress.info,
+            config=config, reference_predict=_predictor(fp32), log=job.progress.info,
         )
     job.progress.info(report.summary())
     if not report.passed:
@@ -76,16 +71,9 @@ def build(job: "ExportJob", target: "Target", staging: Path) -> "BuildResult":
     final.set_rt_info(ctx.calib.set_id, ["qtseg", "calibration_set"])
     with job.progress.step("save IR (INT8 weights, FakeQuantize activations)"):
         ov.save_model(final, str(staging / XML), compress_to_fp16=False)
-
-    def open_ir() -> object:
-        from qtseg.backends.openvino_backend import OpenVINOBackend
-
-        return OpenVINOBackend(staging / XML, device="cpu", precision=target.precision)
-
     info["fake_quantize_nodes_final"] = count_fake_quantize(final)
-    extra: dict[str, Any] = {
+    details: dict[str, Any] = {
         "openvino": {"compress_to_fp16": False, "source_graph": "fp32"},
-        "calibration": ctx.calibration_summary(method.label, {"nncf": info["range_estimator"]}),
         "int8": {
             "form": "openvino (NNCF FakeQuantize + INT8 weights)",
             "quantization": info,
@@ -98,7 +86,9 @@ def build(job: "ExportJob", target: "Target", staging: Path) -> "BuildResult":
         files={"model": XML, "weights": BIN},
         inputs=[_meta(p) for p in final.inputs],
         outputs=[_meta(p) for p in final.outputs],
-        checks=[ParityCheck(f"{XML} (INT8) on OpenVINO CPU", open_ir)],
-        extra=extra,
+        checks=[openvino_check(staging / XML, PROPERTIES, target.precision)],
+        properties=dict(PROPERTIES),
+        details=details,
+        calibration=ctx.calibration_summary(method.label, {"nncf": info["range_estimator"]}),
         built=f"OpenVINO INT8 IR written ({report.summary()})",
     )

@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from qtseg.calibration.onnx_qdq import keep_float, qdq_counts, tensorrt_form
+from qtseg.export.int8_context import CONTEXT_KEY
+from qtseg.export.int8_onnx import guarded_qdq, int8_calibration, int8_details, stamped_bytes
+from qtseg.export.job import BuildResult, ExportJob, ParityCheck
+from qtseg.export.target import Target
+from qtseg.export.tensorrt_engine import LIBRARY_LABEL, EngineBuildError, build_engine
 
 from qtseg.atomic import atomic_write_bytes
-
-if TYPE_CHECKING:
-    from qtseg.export.pipeline import BuildResult, ExportJob
-    from qtseg.export.targets import Target
+from qtseg.backends.base import Backend
 
 ENGINE, ONNX = "model.engine", "model.onnx"
 MAX_FALLBACK_ROUNDS = 3
@@ -67,20 +71,16 @@ def nodes_named_in(message: str, model: Any) -> list[str]:
     return sorted(out)
 
 
-def build(job: "ExportJob", target: "Target", staging: Path) -> "BuildResult":
+def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
     """Write the TensorRT-form QDQ ``model.onnx`` and build ``model.engine`` from it."""
     import onnx
 
     from qtseg.backends.tensorrt_backend import TensorRTBackend
-    from qtseg.calibration.onnx_qdq import keep_float, qdq_counts, tensorrt_form
-    from qtseg.export.int8_onnx import guarded_qdq, int8_extra, stamped_bytes
-    from qtseg.export.pipeline import BuildResult, ParityCheck
-    from qtseg.export.tensorrt_engine import LIBRARY_LABEL, EngineBuildError, build_engine
 
-    library = target.library or "tensorrt"
+    library = target.runtime
     label = LIBRARY_LABEL[library]
     qdq = guarded_qdq(job, staging.parent)
-    set_id = job.notes["int8_context"].calib.set_id
+    set_id = job.notes[CONTEXT_KEY].calib.set_id
     float_model = onnx.load(str(job.graph_file("fp32")))
     base = onnx.load(str(qdq.path))
     fallback: list[str] = []
@@ -112,12 +112,12 @@ def build(job: "ExportJob", target: "Target", staging: Path) -> "BuildResult":
         f"targets {', '.join(info['compute_capabilities'])}"
     )
 
-    def open_engine() -> object:
+    def open_engine() -> Backend:
         return TensorRTBackend(staging / ENGINE, library=library, precision=target.precision)
 
-    extra = int8_extra(job, qdq, form="tensorrt (float biases, same weight/activation scales)")
-    extra["tensorrt"] = info
-    extra["int8"]["tensorrt_fallback"] = {
+    details = int8_details(job, qdq, form="tensorrt (float biases, same weight/activation scales)")
+    details["tensorrt"] = info
+    details["int8"]["tensorrt_fallback"] = {
         "float_nodes": fallback,
         "float_precision": "fp32 (strongly typed network: non-Q/DQ layers run in the graph's float type)",
         "failed_attempts": attempts,
@@ -132,6 +132,7 @@ def build(job: "ExportJob", target: "Target", staging: Path) -> "BuildResult":
             job.ort_check(onnx_path, f"{ONNX} (the engine's INT8 source graph) on onnxruntime CPU"),
             ParityCheck(f"{ENGINE} on {label}", open_engine),
         ],
-        extra=extra,
+        details=details,
+        calibration=int8_calibration(job, qdq),
         built=f"{label} INT8 engine built" + (f" ({len(fallback)} node(s) kept in float)" if fallback else ""),
     )

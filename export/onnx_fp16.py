@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from qtseg.export.onnx_graph import Step, check_graph, set_io_shapes
+from qtseg.export.wrapper import ExportIO
 
 # Inputs that keep their FP32 type even on FP16 nodes (Resize roi/scales).
 KEEP_FP32_SLOTS: dict[str, frozenset[int]] = {"Resize": frozenset({1, 2})}
@@ -242,3 +244,24 @@ def precision_counts(model: Any) -> dict[str, int]:
         elif out == onnx.TensorProto.FLOAT:
             counts["fp32"] += 1
     return counts
+
+
+def fp16_graph(
+    base: Any, io_spec: ExportIO, *, block: BlockList, io_fp16: bool, step: Step
+) -> tuple[Any, dict[str, int]]:
+    """FP16 graph (explicit precision, ``block`` in FP32) derived from the FP32 graph ``base``.
+
+    Returns:
+        ``(model, precision_counts(model))``.
+    """
+    import onnx
+
+    tails = tuple(f"everything after {t}" for t in block.fp32_after)
+    label = ", ".join(block.op_types + block.name_patterns + tails) or "none"
+    with step(f"convert to FP16 (FP32 kept for: {label}; I/O {'fp16' if io_fp16 else 'fp32'})"):
+        model = convert_to_fp16(base, block=block, io_fp16=io_fp16)
+        if io_fp16:
+            set_io_shapes(model, io_spec, io_dtype=onnx.TensorProto.FLOAT16)
+    with step("check FP16 graph (onnx.checker, strict shape inference)"):
+        check_graph(model, io_spec)
+    return model, precision_counts(model)

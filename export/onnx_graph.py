@@ -17,10 +17,17 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
 from qtseg.export.wrapper import INPUT_NAME, OUTPUT_NAME, ExportIO, assert_eval, prepare
+
+from qtseg.manifest import TensorMeta
+
+Step = Callable[[str], AbstractContextManager[Any]]
+"""A progress step: ``with step("what") : ...`` prints the step and its time."""
 
 MIN_OPSET = 17
 MAX_OPSET = 20  # highest opset of the TorchScript exporter in torch 2.4 .. 2.13
@@ -63,6 +70,33 @@ def export_fp32(model: torch.nn.Module, io_spec: ExportIO, *, opset: int = MIN_O
     model_proto = onnx.load_from_string(buffer.getvalue())
     set_io_shapes(model_proto, io_spec)
     return model_proto
+
+
+def fp32_graph(
+    model: torch.nn.Module, io_spec: ExportIO, *, opset: int, slim: bool, step: Step, batch_label: str
+) -> Any:
+    """Exported, simplified (``slim``: with onnxslim) and checked FP32 graph of ``model``."""
+    with step(f"export PyTorch -> ONNX (opset {opset}, {batch_label}, TorchScript exporter)"):
+        proto = export_fp32(model, io_spec, opset=opset)
+    if slim:
+        with step("simplify with onnxslim"):
+            proto = simplify(proto)
+            set_io_shapes(proto, io_spec)
+    with step("check graph (onnx.checker, strict shape inference)"):
+        check_graph(proto, io_spec)
+    return proto
+
+
+def io_metadata(model: Any) -> tuple[list[TensorMeta], list[TensorMeta]]:
+    """Input and output :class:`TensorMeta` of an ONNX model (``-1`` for symbolic dims)."""
+    import onnx
+
+    def meta(value: Any) -> TensorMeta:
+        t = value.type.tensor_type
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
+        return TensorMeta(value.name, tuple(d.dim_value if not d.dim_param else -1 for d in t.shape.dim), dtype)
+
+    return [meta(v) for v in model.graph.input], [meta(v) for v in model.graph.output]
 
 
 def set_io_shapes(model: Any, io_spec: ExportIO, *, io_dtype: int | None = None) -> None:

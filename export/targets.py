@@ -1,130 +1,22 @@
 """The one table of export targets, validated before any work starts.
 
 A target names its artifact format, precision, the ONNX graph it derives
-from, the family module that builds it, what must be installed and which
-target-specific options it accepts. Adding a target (e.g. the INT8 targets of
-:mod:`qtseg.calibration`) is one entry here plus one family module; targets
+from, the family module that builds it, what must be installed, the runtime
+and device kind its artifact runs on, and which target-specific options it
+accepts. Adding a target is one entry here plus one family module; targets
 that need a calibration set say so with ``requires_calibration``.
 
-Builders and graph producers are small lazy shims so that reading this table
-(e.g. for ``--help`` or validation) imports no runtime.
+Builders are named by module and imported only when a target is built, so
+reading this table (``--help``, validation) imports no runtime and no torch.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from qtseg.export.pipeline import BuildResult, ExportJob
+from qtseg.export.target import Target, TargetError
 
 # Options every target accepts; the others must be listed in Target.options.
 COMMON_OPTIONS = frozenset({"imgsz", "batch", "dynamic_batch", "opset", "simplify", "verify", "samples"})
 TARGET_OPTIONS = frozenset({"io_fp16", "dynamic_hw", "workspace", "compute_capability", "timing_cache"})
-
-TRT_HINT = "needs NVIDIA's tensorrt wheel (pip install tensorrt; see docs/export.md)"
-
-
-@dataclass(frozen=True)
-class Target:
-    """One export target.
-
-    Attributes:
-        name: CLI name, e.g. ``"trtrtx-fp16"``.
-        format: ``manifest["format"]``: ``onnx``, ``openvino`` or ``tensorrt``.
-        precision: ``fp32``, ``fp16`` or ``int8`` (selects parity thresholds).
-        graph: key of :data:`GRAPHS`: the ONNX graph the artifact derives from.
-        build: family builder ``(job, target, staging_dir) -> BuildResult``.
-        requires: importable module names that must be installed.
-        extra: pip extra installing them (``pip install 'qtseg[EXTRA]'``).
-        options: target-specific options accepted (see :data:`TARGET_OPTIONS`).
-        requires_calibration: needs a calibration set (INT8).
-        library: TensorRT flavour for ``tensorrt`` targets.
-        install_hint: extra words for the "not installed" message.
-    """
-
-    name: str
-    format: str
-    precision: str
-    graph: str
-    build: Callable[[ExportJob, Target, Path], BuildResult]
-    requires: tuple[str, ...]
-    extra: str
-    options: frozenset[str] = frozenset()
-    requires_calibration: bool = False
-    library: str | None = None
-    install_hint: str = ""
-
-    def missing(self) -> list[str]:
-        """Required modules that are not installed (checked without importing them)."""
-        return [m for m in self.requires if not _installed(m)]
-
-    def unavailable_reason(self) -> str | None:
-        """One line saying why this target cannot be built here, or ``None``."""
-        missing = self.missing()
-        if not missing:
-            return None
-        if self.library == "tensorrt" and "tensorrt" in missing:
-            return f"TensorRT is not installed: pip install 'qtseg[{self.extra}]' {TRT_HINT}"
-        hint = f" ({self.install_hint})" if self.install_hint else ""
-        return f"{', '.join(missing)} not installed: pip install 'qtseg[{self.extra}]'{hint}"
-
-
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-# -- lazy shims: family builders ------------------------------------------------
-def _build_onnx(job: ExportJob, target: Target, staging: Path) -> BuildResult:
-    from qtseg.export.onnx_family import build
-
-    return build(job, target, staging)
-
-
-def _build_openvino(job: ExportJob, target: Target, staging: Path) -> BuildResult:
-    from qtseg.export.openvino_ir import build
-
-    return build(job, target, staging)
-
-
-def _build_tensorrt(job: ExportJob, target: Target, staging: Path) -> BuildResult:
-    from qtseg.export.tensorrt_engine import build
-
-    return build(job, target, staging)
-
-
-def _build_aoti(job: ExportJob, target: Target, staging: Path) -> BuildResult:
-    from qtseg.export.aoti import build
-
-    return build(job, target, staging)
-
-
-def _build_int8(job: ExportJob, target: Target, staging: Path) -> BuildResult:
-    from qtseg.export.int8_targets import build
-
-    return build(job, target, staging)
-
-
-# -- lazy shims: ONNX graph producers ((job, io_fp16=) -> onnx.ModelProto) ----------
-def _graph_fp32(job: ExportJob, *, io_fp16: bool = False) -> Any:
-    from qtseg.export.onnx_family import fp32_graph
-
-    return fp32_graph(job, io_fp16=io_fp16)
-
-
-def _graph_fp16(job: ExportJob, *, io_fp16: bool = False) -> Any:
-    from qtseg.export.onnx_family import fp16_graph
-
-    return fp16_graph(job, io_fp16=io_fp16)
-
-
-GRAPHS: dict[str, Callable[[ExportJob], Any]] = {"fp32": _graph_fp32, "fp16": _graph_fp16}
 
 _ORT = ("onnx", "onnxruntime", "onnxslim")
 _OV = ("openvino", "onnx", "onnxslim")
@@ -132,41 +24,51 @@ _TRT = ("tensorrt", "onnx", "onnxruntime", "onnxslim", "cuda.bindings")
 _RTX = ("tensorrt_rtx", "onnx", "onnxruntime", "onnxslim")
 _ENGINE_OPTS = frozenset({"workspace", "timing_cache"})
 
+_ONNX, _OV_IR, _ENGINE = "qtseg.export.onnx_family", "qtseg.export.openvino_ir", "qtseg.export.tensorrt_engine"
+_AOTI = "qtseg.export.aoti"
+_INT8_ONNX, _INT8_OV, _INT8_TRT = (
+    "qtseg.export.int8_onnx", "qtseg.export.int8_openvino", "qtseg.export.int8_tensorrt",
+)
+_HW = frozenset({"dynamic_hw"})
+_RTX_OPTS = _ENGINE_OPTS | {"compute_capability"}
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
-        Target("onnx", "onnx", "fp32", "fp32", _build_onnx, _ORT, "ort", frozenset({"dynamic_hw"})),
-        Target("onnx-fp16", "onnx", "fp16", "fp16", _build_onnx, _ORT, "ort",
-               frozenset({"dynamic_hw", "io_fp16"})),
-        Target("openvino-fp32", "openvino", "fp32", "fp32", _build_openvino, _OV, "openvino",
-               frozenset({"dynamic_hw"})),
-        Target("openvino-fp16", "openvino", "fp16", "fp32", _build_openvino, _OV, "openvino",
-               frozenset({"dynamic_hw"})),
-        Target("trt-fp16", "tensorrt", "fp16", "fp16", _build_tensorrt, _TRT, "trt", _ENGINE_OPTS,
-               library="tensorrt"),
-        Target("trt-fp32", "tensorrt", "fp32", "fp32", _build_tensorrt, _TRT, "trt", _ENGINE_OPTS,
-               library="tensorrt"),
-        Target("trtrtx-fp16", "tensorrt", "fp16", "fp16", _build_tensorrt, _RTX, "trt",
-               _ENGINE_OPTS | {"compute_capability"}, library="tensorrt_rtx"),
-        Target("trtrtx-fp32", "tensorrt", "fp32", "fp32", _build_tensorrt, _RTX, "trt",
-               _ENGINE_OPTS | {"compute_capability"}, library="tensorrt_rtx"),
-        # AOTInductor, this CPU; no ONNX graph. CUDA: qtseg.export.aoti.for_device.
-        Target("aoti", "aoti", "fp32", "fp32", _build_aoti, ("torch",), "all"),
+        Target("onnx", "onnx", "fp32", "fp32", _ONNX, _ORT, "ort", "onnxruntime", options=_HW),
+        Target("onnx-fp16", "onnx", "fp16", "fp16", _ONNX, _ORT, "ort", "onnxruntime",
+               options=_HW | {"io_fp16"}),
+        Target("openvino-fp32", "openvino", "fp32", "fp32", _OV_IR, _OV, "openvino", "openvino", "cpu",
+               options=_HW),
+        Target("openvino-fp16", "openvino", "fp16", "fp32", _OV_IR, _OV, "openvino", "openvino", "cpu",
+               options=_HW),
+        Target("trt-fp16", "tensorrt", "fp16", "fp16", _ENGINE, _TRT, "trt", "tensorrt", "cuda",
+               options=_ENGINE_OPTS),
+        Target("trt-fp32", "tensorrt", "fp32", "fp32", _ENGINE, _TRT, "trt", "tensorrt", "cuda",
+               options=_ENGINE_OPTS),
+        Target("trtrtx-fp16", "tensorrt", "fp16", "fp16", _ENGINE, _RTX, "trt", "tensorrt_rtx", "cuda",
+               options=_RTX_OPTS),
+        Target("trtrtx-fp32", "tensorrt", "fp32", "fp32", _ENGINE, _RTX, "trt", "tensorrt_rtx", "cuda",
+               options=_RTX_OPTS),
+        # AOTInductor: native code for this CPU's ISA, or (built on a GPU) for that GPU; no ONNX graph.
+        Target("aoti", "aoti", "fp32", None, _AOTI, ("torch",), "all", "aoti", "cpu"),
+        Target("aoti-cuda", "aoti", "fp32", None, _AOTI, ("torch",), "all", "aoti", "cuda",
+               build_needs_cuda=True),
+        Target("aoti-cuda-fp16", "aoti", "fp16", None, _AOTI, ("torch",), "all", "aoti", "cuda",
+               build_needs_cuda=True),
         # INT8: calibrated from a calibration set (--calib), accuracy-guarded; see docs/calibration.md.
-        Target("onnx-int8", "onnx", "int8", "fp32", _build_int8, _ORT, "ort", requires_calibration=True),
-        Target("openvino-int8", "openvino", "int8", "fp32", _build_int8, (*_OV, "nncf"), "openvino",
+        Target("onnx-int8", "onnx", "int8", "fp32", _INT8_ONNX, _ORT, "ort", "onnxruntime",
                requires_calibration=True),
-        Target("trt-int8", "tensorrt", "int8", "fp32", _build_int8, _TRT, "trt", _ENGINE_OPTS,
-               requires_calibration=True, library="tensorrt"),
-        Target("trtrtx-int8", "tensorrt", "int8", "fp32", _build_int8, _RTX, "trt",
-               _ENGINE_OPTS | {"compute_capability"}, requires_calibration=True, library="tensorrt_rtx"),
+        Target("openvino-int8", "openvino", "int8", "fp32", _INT8_OV, (*_OV, "nncf"), "openvino",
+               "openvino", "cpu", requires_calibration=True),
+        Target("trt-int8", "tensorrt", "int8", "fp32", _INT8_TRT, _TRT, "trt", "tensorrt", "cuda",
+               options=_ENGINE_OPTS, requires_calibration=True),
+        Target("trtrtx-int8", "tensorrt", "int8", "fp32", _INT8_TRT, _RTX, "trt", "tensorrt_rtx", "cuda",
+               options=_RTX_OPTS, requires_calibration=True),
     )
 }
+INT8_TARGETS: tuple[Target, ...] = tuple(t for t in TARGETS.values() if t.requires_calibration)
 ALL = "all"
-
-
-class TargetError(ValueError):
-    """Unknown target or an option the target does not accept."""
 
 
 def target_names() -> list[str]:

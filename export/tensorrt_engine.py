@@ -18,13 +18,13 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from qtseg.export.job import BuildResult, ExportJob, ParityCheck
+from qtseg.export.target import Target
 
 from qtseg.atomic import atomic_write_bytes
-
-if TYPE_CHECKING:
-    from qtseg.export.pipeline import BuildResult, ExportJob
-    from qtseg.export.targets import Target
+from qtseg.backends.base import Backend
 
 ENGINE, ONNX = "model.engine", "model.onnx"
 # TensorRT-RTX's documented default portable set (Ampere, Ada, Blackwell);
@@ -35,22 +35,6 @@ LIBRARY_LABEL = {"tensorrt": "TensorRT", "tensorrt_rtx": "TensorRT-RTX"}
 
 class EngineBuildError(RuntimeError):
     """The ONNX graph could not be parsed or the engine could not be built."""
-
-
-def parse_compute_capabilities(values: Sequence[str]) -> tuple[str, ...]:
-    """Normalise ``["8.6", "sm_89", "120", "current"]`` to ``("86", "89", "120", "current")``."""
-    out = []
-    for raw in values:
-        for item in str(raw).split(","):
-            item = item.strip().lower().removeprefix("sm_").removeprefix("sm").replace(".", "")
-            if not item:
-                continue
-            if item != "current" and not item.isdigit():
-                raise ValueError(f"bad compute capability {raw!r} (e.g. 86, 8.6, sm_89, current)")
-            out.append(item)
-    if "current" in out and len(out) > 1:
-        raise ValueError("compute capability 'current' cannot be combined with others")
-    return tuple(out)
 
 
 def _make_logger(trt: Any) -> Any:
@@ -188,11 +172,10 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
     Parity runs the exact ONNX file on ONNX Runtime, and the engine itself
     when a TensorRT runtime and a GPU are present (else the manifest says why not).
     """
-    from qtseg.export.pipeline import BuildResult, ParityCheck
-
     from qtseg.backends.tensorrt_backend import TensorRTBackend
 
-    library = target.library or "tensorrt"
+    assert target.graph is not None
+    library = target.runtime
     data = job.graph_bytes(target.graph)
     onnx_path = staging / ONNX
     atomic_write_bytes(onnx_path, data)
@@ -218,11 +201,11 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
         f"targets {', '.join(info['compute_capabilities'])}"
     )
 
-    def open_engine() -> object:
+    def open_engine() -> Backend:
         return TensorRTBackend(staging / ENGINE, library=library, precision=target.precision)
 
-    extra = job.graph_extra(target.graph)
-    extra["tensorrt"] = info
+    details = job.graph_details(target.graph)
+    details["tensorrt"] = info
     return BuildResult(
         files={"engine": ENGINE, "onnx": ONNX},
         inputs=inputs,
@@ -231,6 +214,6 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
             job.ort_check(onnx_path, f"{ONNX} (the engine's source graph) on onnxruntime CPU"),
             ParityCheck(f"{ENGINE} on {label}", open_engine),
         ],
-        extra=extra,
+        details=details,
         built=f"{label} engine built",
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ import torch.nn as nn
 from qtseg.atomic import atomic_write_bytes, atomic_write_text
 from qtseg.models import config_dict, create, get_entry
 from qtseg.preprocess import PreprocessSpec, SpecError
+from qtseg.provenance import file_sha256
 
 SCHEMA = "qtseg.checkpoint/1"
 WEIGHTS_FILENAME = "weights.safetensors"
@@ -34,15 +34,6 @@ class CheckpointInfo:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     weights_sha256: str = ""
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_checkpoint(

@@ -17,14 +17,21 @@ Plain resize was chosen over letterbox because the papers train on images
 resized to 512x512 without padding; predictions are mapped back to each
 image's own size by resizing the logits with the same bilinear rule and taking
 the arg-max (:meth:`PreprocessSpec.postprocess`).
+
+For speed the resize runs over blocks of output rows and interpolates each
+source row along x once, however many output rows use it; every value is still
+the contract's per-pixel formula, bit for bit (``tests/test_preprocess.py``
+compares with a per-pixel oracle, ``tests/cpp/`` with the C++ code). No state
+is shared between calls, so several threads may preprocess at once.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +61,54 @@ def _axis_weights(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, 
     return i0, i1, w1
 
 
+# Elements of one (rows, C, out_w) float32 block buffer: three such buffers stay
+# in a core's L2 cache, and a 512x512x3 image needs about a dozen blocks.
+_BLOCK_ELEMENTS = 1 << 15
+
+
+def _resize_blocks(
+    src: np.ndarray, out_hw: Sequence[int]
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Bilinear resize of an ``(H, C, W)`` array, yielded in blocks of output rows.
+
+    Computes the contract's arithmetic exactly: each source row needed by a
+    block is interpolated along x once (``p[x0] * wx0 + p[x1] * wx1``), then
+    output rows along y (``top * wy0 + bottom * wy1``), every operation a
+    separate float32 ufunc so each product and sum is rounded on its own.
+
+    Args:
+        src: ``(H, C, W)`` array (any strides), uint8 or float32.
+        out_hw: output ``(out_h, out_w)``.
+
+    Yields:
+        ``(r0, r1, values)``: output rows ``r0:r1`` as a new ``(r1 - r0, C, out_w)``
+        float32 array that the caller may overwrite.
+    """
+    if src.dtype not in (np.uint8, np.float32):
+        src = src.astype(np.float32)
+    in_h, channels, in_w = src.shape
+    out_h, out_w = int(out_hw[0]), int(out_hw[1])
+    y0, y1, wy1 = _axis_weights(in_h, out_h)
+    x0, x1, wx1 = _axis_weights(in_w, out_w)
+    wx0 = np.float32(1.0) - wx1
+    wy0 = np.float32(1.0) - wy1
+    step = max(1, _BLOCK_ELEMENTS // (channels * out_w))
+    for r0 in range(0, out_h, step):
+        r1 = min(r0 + step, out_h)
+        s0, s1 = int(y0[r0]), int(y1[r1 - 1]) + 1
+        rows = src[s0:s1]
+        gathered = np.take(rows, x0, axis=2)
+        across = np.multiply(gathered, wx0)  # (s1 - s0, C, out_w) float32
+        np.take(rows, x1, axis=2, out=gathered)
+        across += np.multiply(gathered, wx1)
+        values = np.take(across, y0[r0:r1] - s0, axis=0)
+        values *= wy0[r0:r1, None, None]
+        bottom = np.take(across, y1[r0:r1] - s0, axis=0)
+        bottom *= wy1[r0:r1, None, None]
+        values += bottom
+        yield r0, r1, values
+
+
 def resize_bilinear(array: np.ndarray, out_hw: Sequence[int]) -> np.ndarray:
     """Bilinear resize of an ``(H, W, C)`` or ``(H, W)`` array to float32.
 
@@ -62,19 +117,10 @@ def resize_bilinear(array: np.ndarray, out_hw: Sequence[int]) -> np.ndarray:
     """
     squeeze = array.ndim == 2
     src = array[:, :, None] if squeeze else array
-    src = src.astype(np.float32, copy=False)
     out_h, out_w = int(out_hw[0]), int(out_hw[1])
-    y0, y1, wy = _axis_weights(src.shape[0], out_h)
-    x0, x1, wx = _axis_weights(src.shape[1], out_w)
-    wx1 = wx[None, :, None]
-    wx0 = np.float32(1.0) - wx1
-    top_rows = src[y0]
-    bottom_rows = src[y1]
-    top = top_rows[:, x0] * wx0 + top_rows[:, x1] * wx1
-    bottom = bottom_rows[:, x0] * wx0 + bottom_rows[:, x1] * wx1
-    wy1 = wy[:, None, None]
-    wy0 = np.float32(1.0) - wy1
-    out = top * wy0 + bottom * wy1
+    out = np.empty((out_h, out_w, src.shape[2]), dtype=np.float32)
+    for r0, r1, values in _resize_blocks(src.transpose(0, 2, 1), (out_h, out_w)):
+        out[r0:r1] = values.transpose(0, 2, 1)
     return out[:, :, 0] if squeeze else out
 
 
@@ -142,7 +188,7 @@ class PreprocessSpec:
         return {"schema": SCHEMA, **data}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PreprocessSpec":
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessSpec:
         """Build from :meth:`to_dict` output; unknown keys are rejected."""
         data = dict(data)
         schema = data.pop("schema", SCHEMA)
@@ -165,7 +211,7 @@ class PreprocessSpec:
         return path
 
     @classmethod
-    def load(cls, directory_or_file: str | Path) -> "PreprocessSpec":
+    def load(cls, directory_or_file: str | Path) -> PreprocessSpec:
         """Read ``preprocess.json`` from a directory or a direct file path."""
         path = Path(directory_or_file)
         if path.is_dir():
@@ -180,28 +226,46 @@ class PreprocessSpec:
     # -- the transform -------------------------------------------------------
     def preprocess_one(self, image: ImageLike) -> np.ndarray:
         """One image (path or array) -> ``(3, H, W)`` float32 tensor data."""
-        rgb = read_image(image)
-        resized = resize_bilinear(rgb, self.input_size)  # (H, W, 3) float32
+        out = np.empty((3, *self.input_size), dtype=np.float32)
+        self._preprocess_into(read_image(image), out)
+        return out
+
+    def _preprocess_into(self, rgb: np.ndarray, out: np.ndarray) -> None:
+        """Write one ``(H, W, 3)`` uint8 image into ``out`` ``(3, h, w)`` float32."""
+        src = rgb.transpose(0, 2, 1)  # (H, 3, W) view
         if self.channel_order == "BGR":
-            resized = resized[:, :, ::-1]
-        mean = np.asarray(self.mean, dtype=np.float32)
-        std = np.asarray(self.std, dtype=np.float32)
-        x = (resized / np.float32(self.scale) - mean) / std
-        return np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32)
+            src = src[:, ::-1]
+        scale = np.float32(self.scale)
+        mean = np.asarray(self.mean, dtype=np.float32)[:, None]
+        std = np.asarray(self.std, dtype=np.float32)[:, None]
+        # Subtracting 0 and dividing by 1 are exact in IEEE float32, so skip them.
+        center, divide = bool(mean.any()), bool((std != 1).any())
+        rows = out.transpose(1, 0, 2)  # (h, 3, w) view of the output
+        for r0, r1, values in _resize_blocks(src, self.input_size):
+            target = rows[r0:r1]
+            np.divide(values, scale, out=values if center or divide else target)
+            if center:
+                np.subtract(values, mean, out=values if divide else target)
+            if divide:
+                np.divide(values, std, out=target)
 
     def preprocess(self, images: ImageLike | Sequence[ImageLike]) -> np.ndarray:
         """Image(s) -> ``(N, 3, H, W)`` float32 batch.
 
         ``images`` is a path, an ``(H, W, C)`` array, or a list of either.
+        Safe to call from several threads at once (no shared state).
         """
         if isinstance(images, (str, Path)) or (
             isinstance(images, np.ndarray) and images.ndim in (2, 3)
         ):
             images = [images]
-        batch = [self.preprocess_one(im) for im in images]
-        if not batch:
+        images = list(images)
+        if not images:
             raise SpecError("preprocess() got no images")
-        return np.stack(batch, axis=0)
+        batch = np.empty((len(images), 3, *self.input_size), dtype=np.float32)
+        for i, image in enumerate(images):
+            self._preprocess_into(read_image(image), batch[i])
+        return batch
 
     def postprocess(self, logits: Any, original_size: Sequence[int]) -> np.ndarray:
         """Logits -> label map(s) at the original image size.
@@ -212,18 +276,34 @@ class PreprocessSpec:
 
         Returns:
             ``(N, height, width)`` uint8 label maps (``(height, width)`` for a
-            3-D input): arg-max over classes of the bilinearly resized logits.
+            3-D input): arg-max over classes of the bilinearly resized logits,
+            ties to the lowest class index and a NaN winning, as ``numpy.argmax``.
         """
-        arr = logits.detach().float().cpu().numpy() if hasattr(logits, "detach") else np.asarray(logits)
+        if hasattr(logits, "detach"):
+            arr = logits.detach().float().cpu().numpy()
+        else:
+            arr = np.asarray(logits)
         single = arr.ndim == 3
         if single:
             arr = arr[None]
         if arr.ndim != 4:
             raise SpecError(f"logits must be (N, C, H, W) or (C, H, W), got shape {arr.shape}")
         out_hw = (int(original_size[0]), int(original_size[1]))
-        masks = []
-        for sample in arr.astype(np.float32, copy=False):
-            resized = resize_bilinear(sample.transpose(1, 2, 0), out_hw)  # (h, w, C)
-            masks.append(np.argmax(resized, axis=2).astype(np.uint8))
-        out = np.stack(masks, axis=0)
+        out = np.empty((arr.shape[0], *out_hw), dtype=np.uint8)
+        for sample, mask in zip(arr, out):
+            for r0, r1, values in _resize_blocks(sample.transpose(1, 0, 2), out_hw):
+                _argmax_channels(values, mask[r0:r1])
         return out[0] if single else out
+
+
+def _argmax_channels(values: np.ndarray, out: np.ndarray) -> None:
+    """``numpy.argmax`` over axis 1 of ``(rows, C, W)`` values into ``(rows, W)`` uint8."""
+    if values.shape[1] != 2:
+        out[...] = np.argmax(values, axis=1)
+        return
+    first, second = values[:, 0], values[:, 1]
+    # Class 1 iff not (v0 >= v1) and v0 is not NaN: v1 > v0, or v1 NaN after a number.
+    not_below = np.greater_equal(first, second)
+    labels = out.view(np.bool_)
+    np.equal(first, first, out=labels)
+    np.greater(labels, not_below, out=labels)

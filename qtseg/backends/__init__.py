@@ -6,16 +6,21 @@ with open_backend("exports/qtseg-v2_onnx") as be:
     logits = be.infer(x)          # (N, 3, H, W) float32 -> (N, C, H, W) float32
 ```
 
-``open_backend`` reads ``manifest.json`` of an artifact directory and picks
-the runtime from ``manifest["format"]`` through a plain table; a checkpoint
-directory (or an ``nn.Module``) opens the PyTorch backend. Runtime modules are
-imported only when a backend of theirs is opened.
+This package is the only code that knows runtimes. :data:`RUNTIMES` is the
+one table: for each runtime its name, the artifact formats it runs, the
+device kinds it offers, whether it takes a thread count, the pip extra that
+installs it, and its opener. ``open_backend`` verifies an artifact folder
+through :func:`qtseg.manifest.open_artifact` (schema, confined paths,
+sizes, SHA-256, specs) and opens it with the runtime and the runtime
+properties its manifest names; a checkpoint directory (or an ``nn.Module``)
+opens the PyTorch backend. Runtime modules are imported only when a backend
+of theirs is opened.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,108 +31,169 @@ from qtseg.backends.base import (
     NotExecutableHere,
     TensorMeta,
 )
+from qtseg.manifest import Artifact, ManifestError, is_artifact_dir, open_artifact
 
-MANIFEST_FILENAME = "manifest.json"
+CHECKPOINT_FILENAME = "checkpoint.json"
 
 
-def _open_torch(path: Any, manifest: dict[str, Any], device: str, **kw: Any) -> Backend:
+def _open_torch(target: Any, device: str, **kw: Any) -> Backend:
     from qtseg.backends.torch_backend import TorchBackend
 
-    return TorchBackend(path, device=device, **kw)
+    return TorchBackend(target, device=device, **kw)
 
 
-def _open_onnx(path: Path, manifest: dict[str, Any], device: str, **kw: Any) -> Backend:
+def _open_onnxruntime(art: Artifact, device: str, **kw: Any) -> Backend:
     from qtseg.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-    model = path / manifest["files"]["model"]
-    kw.setdefault("session_config", manifest.get("onnxruntime", {}).get("session_config"))
-    return OnnxRuntimeBackend(model, device=device, precision=manifest.get("precision", "fp32"), **kw)
-
-
-def _open_openvino(path: Path, manifest: dict[str, Any], device: str, **kw: Any) -> Backend:
-    from qtseg.backends.openvino_backend import OpenVINOBackend
-
-    model = path / manifest["files"]["model"]
-    return OpenVINOBackend(model, device=device, precision=manifest.get("precision", "fp32"), **kw)
-
-
-def _open_tensorrt(path: Path, manifest: dict[str, Any], device: str, **kw: Any) -> Backend:
-    from qtseg.backends.tensorrt_backend import TensorRTBackend
-
-    engine = path / manifest["files"]["engine"]
-    library = manifest.get("tensorrt", {}).get("library", "tensorrt")
-    dev = device if device.startswith("cuda") else "cuda"
-    return TensorRTBackend(
-        engine, library=library, device=dev, precision=manifest.get("precision", "fp32"), **kw
+    m = art.manifest
+    return OnnxRuntimeBackend(
+        art.path("model"), device=device, precision=m.precision,
+        session_config=m.runtime.properties, **kw,
     )
 
 
-def _open_aoti(path: Path, manifest: dict[str, Any], device: str, **kw: Any) -> Backend:
+def _open_openvino(art: Artifact, device: str, **kw: Any) -> Backend:
+    from qtseg.backends.openvino_backend import OpenVINOBackend
+
+    m = art.manifest
+    return OpenVINOBackend(
+        art.path("model"), device=device, precision=m.precision, properties=m.runtime.properties, **kw
+    )
+
+
+def _open_tensorrt(art: Artifact, device: str, **kw: Any) -> Backend:
+    from qtseg.backends.tensorrt_backend import TensorRTBackend
+
+    m = art.manifest
+    return TensorRTBackend(
+        art.path("engine"), library=m.runtime.name, device=device, precision=m.precision, **kw
+    )
+
+
+def _open_aoti(art: Artifact, device: str, **kw: Any) -> Backend:
     from qtseg.backends.aoti_backend import AotiBackend
 
-    inputs = [TensorMeta.from_dict(t) for t in manifest.get("inputs", [])]
-    dev = device if device.startswith("cuda") else None  # None: the device the package was built for
-    return AotiBackend(path / manifest["files"]["model"], device=dev, inputs=inputs or None, **kw)
+    m = art.manifest
+    return AotiBackend(
+        art.path("model"), device=device, precision=m.precision, inputs=list(m.inputs),
+        max_batch=m.max_batch if m.static_batch is None else None, **kw,
+    )
 
 
-# manifest["format"] -> opener; "checkpoint" is a qtseg checkpoint directory.
-OPENERS: dict[str, Callable[..., Backend]] = {
-    "checkpoint": _open_torch,
-    "onnx": _open_onnx,
-    "openvino": _open_openvino,
-    "tensorrt": _open_tensorrt,
-    "aoti": _open_aoti,
+@dataclass(frozen=True)
+class Runtime:
+    """What qtseg knows about one runtime.
+
+    Attributes:
+        name: runtime name as manifests write it (``manifest["runtime"]["name"]``).
+        formats: artifact formats it runs (``"checkpoint"`` = a qtseg checkpoint).
+        devices: device kinds it can offer (``"cpu"``, ``"cuda"``); the artifact's
+            ``runtime.device`` narrows this to one.
+        takes_threads: its backend accepts ``threads=N`` (intra-op CPU threads).
+        extra: the pip extra that installs it (``pip install 'qtseg[EXTRA]'``).
+        open: ``(artifact or checkpoint, device, **options) -> Backend``.
+    """
+
+    name: str
+    formats: tuple[str, ...]
+    devices: tuple[str, ...]
+    takes_threads: bool
+    extra: str
+    open: Callable[..., Backend]
+
+
+RUNTIMES: dict[str, Runtime] = {
+    r.name: r
+    for r in (
+        Runtime("torch", ("checkpoint",), ("cpu", "cuda"), True, "all", _open_torch),
+        Runtime("onnxruntime", ("onnx",), ("cpu", "cuda"), True, "ort", _open_onnxruntime),
+        Runtime("openvino", ("openvino",), ("cpu",), True, "openvino", _open_openvino),
+        Runtime("tensorrt", ("tensorrt",), ("cuda",), False, "trt", _open_tensorrt),
+        Runtime("tensorrt_rtx", ("tensorrt",), ("cuda",), False, "trt", _open_tensorrt),
+        Runtime("aoti", ("aoti",), ("cpu", "cuda"), True, "all", _open_aoti),
+    )
 }
 
 
-def read_artifact_manifest(path: str | Path) -> dict[str, Any]:
-    """``manifest.json`` of an artifact directory (minimal checks only)."""
-    file = Path(path) / MANIFEST_FILENAME
-    try:
-        manifest = json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BackendError(f"cannot read {file}: {exc}") from None
-    if not isinstance(manifest, dict) or "format" not in manifest or "files" not in manifest:
-        raise BackendError(f"{file} is not a qtseg manifest (needs 'format' and 'files')")
-    return manifest
+def runtime_for(art: Artifact) -> Runtime:
+    """The :class:`Runtime` an artifact's manifest names."""
+    name = art.manifest.runtime.name
+    if name not in RUNTIMES:  # the manifest schema and this table are kept in step; defensive
+        raise BackendError(f"{art.directory}: no backend for runtime {name!r}")
+    return RUNTIMES[name]
 
 
-def open_backend(path_or_checkpoint: Any, *, device: str = "cpu", **options: Any) -> Backend:
+def artifact_device(art: Artifact, requested: str | None) -> str:
+    """The device to open ``art`` on: ``requested``, or the kind it was built for, else ``cpu``.
+
+    Raises:
+        BackendError: ``requested`` is a device kind the artifact was not built for.
+    """
+    built_for = art.manifest.runtime.device
+    if requested is None:
+        return built_for or "cpu"
+    kind = requested.split(":")[0].lower()
+    if built_for is not None and kind != built_for:
+        raise BackendError(
+            f"{art.directory.name} ({art.manifest.target}) is built for {built_for}; "
+            f"it cannot run on {requested!r}"
+        )
+    return requested
+
+
+def open_backend(
+    target: Any,
+    *,
+    device: str | None = None,
+    verify_hashes: bool = True,
+    **options: Any,
+) -> Backend:
     """Open an artifact directory, a checkpoint directory or an ``nn.Module``.
 
     Args:
-        path_or_checkpoint: ``exports/<model>_<target>/`` (has ``manifest.json``),
-            a checkpoint directory (has ``checkpoint.json``) or an ``nn.Module``.
-        device: ``"cpu"``, ``"cuda[:N]"``, or an OpenVINO device name.
+        target: ``exports/<model>_<target>/`` (holds ``manifest.json``), a
+            checkpoint directory (holds ``checkpoint.json``) or an ``nn.Module``.
+        device: ``"cpu"``, ``"cuda[:N]"``; default: the device kind the
+            artifact was built for, else ``"cpu"``.
+        verify_hashes: check the SHA-256 of every artifact file before loading
+            (explicit opt-out; paths, sizes and specs are always checked).
         options: passed to the backend's constructor (e.g. ``threads=2``).
 
     Raises:
-        BackendError: not an artifact/checkpoint, or an unknown format.
+        ManifestError: the artifact breaks the contract (one line: file and field).
+        BackendError: not an artifact/checkpoint, or the runtime refused it.
         BackendUnavailable: the runtime is not installed (names the pip extra).
+        NotExecutableHere: valid, but this machine cannot run it (e.g. no GPU).
     """
-    if not isinstance(path_or_checkpoint, (str, Path)):
-        return _open_torch(path_or_checkpoint, {}, device, **options)
-    path = Path(path_or_checkpoint)
-    if (path / MANIFEST_FILENAME).is_file():
-        manifest = read_artifact_manifest(path)
-    elif (path / "checkpoint.json").is_file():
-        manifest = {"format": "checkpoint"}
-    else:
-        raise BackendError(f"{path} is neither an artifact directory nor a qtseg checkpoint")
-    fmt = manifest["format"]
-    if fmt not in OPENERS:
-        raise BackendError(f"{path}: no backend for format {fmt!r}; known: {', '.join(sorted(OPENERS))}")
-    return OPENERS[fmt](path, manifest, device, **options)
+    if not isinstance(target, (str, Path)):
+        return _open_torch(target, device or "cpu", **options)
+    path = Path(target)
+    if is_artifact_dir(path):
+        art = open_artifact(path, verify_hashes=verify_hashes)
+        runtime = runtime_for(art)
+        if "threads" in options and not runtime.takes_threads:
+            if options.pop("threads"):
+                raise BackendError(f"{runtime.name} takes no thread count (threads=...)")
+        return runtime.open(art, artifact_device(art, device), **options)
+    if (path / CHECKPOINT_FILENAME).is_file():
+        return _open_torch(path, device or "cpu", **options)
+    if not path.exists():
+        raise BackendError(f"{path}: no such artifact or checkpoint folder")
+    raise BackendError(f"{path} is neither an artifact directory nor a qtseg checkpoint")
 
 
 __all__ = [
-    "MANIFEST_FILENAME",
-    "OPENERS",
+    "RUNTIMES",
+    "Artifact",
     "Backend",
     "BackendError",
     "BackendUnavailable",
+    "ManifestError",
     "NotExecutableHere",
+    "Runtime",
     "TensorMeta",
+    "artifact_device",
+    "open_artifact",
     "open_backend",
-    "read_artifact_manifest",
+    "runtime_for",
 ]

@@ -13,11 +13,12 @@ from __future__ import annotations
 import contextlib
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from qtseg.manifest import TensorMeta
 
 
 class BackendError(RuntimeError):
@@ -50,24 +51,6 @@ class NotExecutableHere(BackendError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"not executable here: {reason}")
-
-
-@dataclass(frozen=True)
-class TensorMeta:
-    """Name, shape (``-1`` = dynamic) and dtype name of one model input/output."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict as used in ``manifest.json``."""
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TensorMeta:
-        """Inverse of :meth:`to_dict`."""
-        return cls(str(data["name"]), tuple(int(v) for v in data["shape"]), str(data["dtype"]))
 
 
 class Backend(ABC):

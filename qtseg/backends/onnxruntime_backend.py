@@ -22,7 +22,8 @@ class OnnxRuntimeBackend(Backend):
     """Run an ``.onnx`` file with ONNX Runtime.
 
     Arguments:
-        model: path of the ``.onnx`` file.
+        model: path of the ``.onnx`` file, its serialized bytes, or an
+            in-memory ``onnx.ModelProto``.
         device: ``"cpu"`` or ``"cuda"`` (needs ``onnxruntime-gpu``).
         precision: precision label reported by :meth:`describe`.
         threads: intra-op threads (0 = runtime default).
@@ -36,7 +37,7 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(
         self,
-        model: str | Path,
+        model: str | Path | bytes | Any,
         *,
         device: str = "cpu",
         precision: str = "fp32",
@@ -48,7 +49,8 @@ class OnnxRuntimeBackend(Backend):
             import onnxruntime as ort
         except ImportError:
             raise BackendUnavailable("onnxruntime", "ort") from None
-        super().__init__(artifact=model, precision=precision)
+        on_disk = isinstance(model, (str, Path))
+        super().__init__(artifact=model if on_disk else None, precision=precision)
         kind = device.split(":")[0]
         if kind not in _DEVICE_PROVIDERS:
             raise BackendError(f"onnxruntime backend: unsupported device {device!r} (cpu or cuda)")
@@ -68,10 +70,12 @@ class OnnxRuntimeBackend(Backend):
         providers: list[Any] = [provider]
         if kind == "cuda" and ":" in device:
             providers = [(provider, {"device_id": int(device.split(":")[1])})]
+        source = str(model) if on_disk else model if isinstance(model, bytes) else model.SerializeToString()
+        where = str(model) if on_disk else "the in-memory model"
         try:
-            self.session = ort.InferenceSession(str(model), options, providers=providers)
+            self.session = ort.InferenceSession(source, options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime's pybind errors share no base class
-            raise BackendError(f"onnxruntime could not load {model}: {exc}") from None
+            raise BackendError(f"onnxruntime could not load {where}: {exc}") from None
         self._ort = ort
         self.device = device
         self._inputs = [

@@ -148,7 +148,8 @@ class TensorRTBackend(Backend):
         self._runtime = trt.Runtime(self._logger)
         self.engine = self._runtime.deserialize_cuda_engine(Path(engine).read_bytes())
         if self.engine is None:
-            raise BackendError(
+            # built by another TensorRT version or for another GPU: valid, but not runnable here
+            raise NotExecutableHere(
                 f"{library} could not deserialize {engine} (built by another TensorRT version, "
                 "or for a GPU architecture this device does not have?)"
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -63,18 +64,10 @@ def test_inputs_the_compiled_code_would_not_check_are_refused(package):
 
 
 def test_open_backend_reads_an_aoti_artifact_directory(package, tmp_path):
-    (tmp_path / "model.pt2").symlink_to(package)
-    manifest = {
-        "schema": "qtseg.manifest/1",
-        "format": "aoti",
-        "target": "aoti",
-        "precision": "fp32",
-        "files": {"model": "model.pt2"},
-        "inputs": [pk.INPUT_META],
-        "outputs": [{"name": "logits", "shape": [-1, 2, 32, 32], "dtype": "float32"}],
-        "preprocess": PreprocessSpec(input_size=(32, 32)).to_dict(),
-    }
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    from ..artifacts import make_manifest
+
+    shutil.copyfile(package, tmp_path / "model.pt2")  # a symlink leading outside would be refused
+    make_manifest(tmp_path, fmt="aoti", files={"model": "model.pt2"}, hw=32)
     x = _batch(3)
     with open_backend(tmp_path) as be:
         assert isinstance(be, AotiBackend)

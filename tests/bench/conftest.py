@@ -55,7 +55,9 @@ def cpu_exports(bench_checkpoint: Path, tmp_path_factory) -> Path:
     import dataclasses
 
     import torch
-    from qtseg.export.pipeline import ExportJob, ExportOptions, Progress, export_target
+    from qtseg.export.job import ExportJob, Progress
+    from qtseg.export.options import ExportOptions
+    from qtseg.export.pipeline import export_target
     from qtseg.export.targets import TARGETS
 
     from qtseg.checkpoint import load_checkpoint
@@ -93,24 +95,32 @@ def unrunnable_artifacts(cpu_exports: Path, tmp_path_factory) -> Path:
     - ``trt``: a TensorRT artifact (NVIDIA's ``tensorrt`` is not installed);
     - ``broken``: an ONNX artifact whose model file is not ONNX.
     """
-    base = json.loads((cpu_exports / "qtseg-v2_onnx" / "manifest.json").read_text())
+    import dataclasses
+
+    from qtseg.manifest import RuntimeSpec, describe_files, read_manifest_file, write_manifest
+
+    base = read_manifest_file(cpu_exports / "qtseg-v2_onnx")
     out = tmp_path_factory.mktemp("unrunnable")
     for name, library in (("trtrtx", "tensorrt_rtx"), ("trt", "tensorrt")):
         folder = out / f"qtseg-v2_{name}-fp16"
         folder.mkdir()
         (folder / "model.engine").write_bytes(b"not an engine")
-        manifest = {
-            **base,
-            "format": "tensorrt",
-            "target": f"{name}-fp16",
-            "precision": "fp16",
-            "files": {"engine": "model.engine"},
-            "tensorrt": {"library": library},
-        }
-        (folder / "manifest.json").write_text(json.dumps(manifest))
+        base.preprocess.save(folder)
+        manifest = dataclasses.replace(
+            base,
+            format="tensorrt",
+            target=f"{name}-fp16",
+            precision="fp16",
+            runtime=RuntimeSpec(library, "cuda", {}),
+            files=describe_files(folder, {"engine": "model.engine", "preprocess": "preprocess.json"}),
+        )
+        write_manifest(folder, manifest)
+    # a model file that is not ONNX, recorded as such: the manifest is intact, the runtime refuses it
     broken = out / "qtseg-v2_broken"
     shutil.copytree(cpu_exports / "qtseg-v2_onnx", broken)
     (broken / "model.onnx").write_bytes(b"garbage")
+    roles = {"model": "model.onnx", "preprocess": "preprocess.json"}
+    write_manifest(broken, dataclasses.replace(base, files=describe_files(broken, roles)))
     return out
 
 

@@ -2,38 +2,30 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import shutil
 from pathlib import Path
 
 from qtseg.bench.discover import discover, group_artifacts, resolve_checkpoint
 
-from qtseg.checkpoint import file_sha256
-from qtseg.preprocess import PreprocessSpec
+from qtseg.manifest import ModelInfo, read_manifest_file
+from qtseg.provenance import file_sha256
+
+from ..artifacts import make_manifest
+from ..backends.conftest import make_conv_onnx
 
 
 def _artifact(root: Path, name: str, checkpoint: Path | str, sha: str, size: int = 128) -> Path:
     folder = root / name
     folder.mkdir(parents=True)
-    manifest = {
-        "schema": "qtseg.manifest/1",
-        "format": "onnx",
-        "target": "onnx",
-        "precision": "fp32",
-        "files": {"model": "model.onnx"},
-        "inputs": [],
-        "outputs": [],
-        "preprocess": PreprocessSpec(input_size=(size, size)).to_dict(),
-        "model": {
-            "name": "qtseg-v2",
-            "config": {"width": 8},
-            "config_hash": "h",
-            "checkpoint": str(checkpoint),
-            "checkpoint_sha256": sha,
-        },
-    }
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    make_conv_onnx(folder / "model.onnx", hw=size)
+    model = ModelInfo("qtseg-v2", {"width": 8}, "h" * 64, str(checkpoint), sha)
+    make_manifest(folder, fmt="onnx", files={"model": "model.onnx"}, hw=size, model=model)
     return folder
+
+
+def _with_sha(manifest, sha: str):
+    return dataclasses.replace(manifest, model=dataclasses.replace(manifest.model, checkpoint_sha256=sha))
 
 
 def test_discover_artifacts_checkpoints_and_problems(tmp_path, tiny_checkpoint):
@@ -56,11 +48,11 @@ def test_discover_artifacts_checkpoints_and_problems(tmp_path, tiny_checkpoint):
 def test_checkpoint_is_used_only_when_its_weights_match(tmp_path, tiny_checkpoint):
     sha = file_sha256(tiny_checkpoint / "weights.safetensors")
     good = _artifact(tmp_path, "good", tiny_checkpoint, sha)
-    manifest = json.loads((good / "manifest.json").read_text())
+    manifest = read_manifest_file(good)
     ckpt, note = resolve_checkpoint(manifest, good, None)
     assert ckpt == tiny_checkpoint and "verified" in note
 
-    manifest["model"]["checkpoint_sha256"] = "0" * 64
+    manifest = _with_sha(manifest, "0" * 64)
     ckpt, note = resolve_checkpoint(manifest, good, None)
     assert ckpt is None and "differ" in note
     ckpt, note = resolve_checkpoint(
@@ -72,7 +64,7 @@ def test_checkpoint_is_used_only_when_its_weights_match(tmp_path, tiny_checkpoin
 def test_moved_checkpoint_found_relative_to_the_artifact_or_by_override(tmp_path, tiny_checkpoint):
     sha = file_sha256(tiny_checkpoint / "weights.safetensors")
     art = _artifact(tmp_path / "exports", "onnx", "../ckpt", sha)
-    manifest = json.loads((art / "manifest.json").read_text())
+    manifest = read_manifest_file(art)
     ckpt, note = resolve_checkpoint(manifest, art, None)
     assert ckpt is None and "not found" in note and "--checkpoint" in note
     shutil.copytree(tiny_checkpoint, art / ".." / "ckpt")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from qtseg.bench.report import validate_report
-from qtseg.export.parity import THRESHOLDS
+from qtseg.evaluation import THRESHOLDS
 
 from .conftest import CPU_TARGETS, NUM_IMAGES, run_bench
 

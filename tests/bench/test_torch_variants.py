@@ -45,7 +45,7 @@ def test_unknown_variant_is_rejected(tiny_checkpoint):
 @needs_gpu
 @pytest.mark.parametrize("variant", ["eager-fp16", "graph-fp32", "graph-fp16"])
 def test_cuda_variants_match_eager_fp32(tiny_checkpoint, variant):
-    from qtseg.bench.cuda_timing import time_cuda
+    from qtseg.timing import time_cuda
 
     x = np.random.default_rng(0).random((2, 3, 128, 128), dtype=np.float32)
     with TorchVariantBackend(tiny_checkpoint, variant="eager-fp32") as ref:

@@ -9,26 +9,27 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qtseg.calibration import GuardConfig, HeldOut, LayerGroup, run_guard, score
+from qtseg.calibration import GuardConfig, LayerGroup, run_guard, score
 from qtseg.calibration.groups import layer_groups
 from qtseg.data.folder import discover, split_samples
+from qtseg.evaluation import SampleSet
 from qtseg.preprocess import PreprocessSpec
 
 SPEC = PreprocessSpec(input_size=(64, 64))
 
 
 @pytest.fixture(scope="module")
-def held(kvasir_mini) -> HeldOut:
+def held(kvasir_mini) -> SampleSet:
     val = split_samples(discover(kvasir_mini), split_file=kvasir_mini / "splits.json")["val"][:10]
-    return HeldOut.load(val, SPEC, source={"split": "val"})
+    return SampleSet.from_samples(val, SPEC, source={"split": "val"})
 
 
-def oracle(held: HeldOut):
+def oracle(held: SampleSet):
     """A 'model' that outputs logits of the true mask at model resolution (Dice ~ 1)."""
     from qtseg.preprocess import resize_bilinear
 
     table = {}
-    for i, truth in enumerate(held.truth):
+    for i, truth in enumerate(held.masks):
         small = resize_bilinear(truth.astype(np.float32), SPEC.input_size) * 8.0 - 4.0
         table[held.x[i].tobytes()[:4096]] = np.stack([-small, small])[None].astype(np.float32)
     return lambda x: table[x[0].tobytes()[:4096]]

@@ -13,9 +13,10 @@ from qtseg.backends import open_backend
 from qtseg.backends.aoti_backend import read_package_metadata
 from qtseg.checkpoint import CheckpointInfo, load_checkpoint
 from qtseg.export.aoti import build, export_aoti, for_device
-from qtseg.export.manifest import read_manifest
-from qtseg.export.parity import THRESHOLDS
-from qtseg.export.pipeline import ExportJob, ExportOptions, Progress
+from ..artifacts import file_paths, read_manifest
+from qtseg.evaluation import THRESHOLDS
+from qtseg.export.job import ExportJob, Progress
+from qtseg.export.options import ExportOptions
 from qtseg.export.targets import TARGETS
 from qtseg.preprocess import PreprocessSpec
 from tests.backends import aoti_packages as pk
@@ -75,7 +76,7 @@ def test_build_writes_a_dynamic_batch_package(tiny_build):
     assert [t.to_dict() for t in result.inputs] == [pk.INPUT_META]
     assert result.outputs[0].shape == (-1, 2, pk.HW, pk.HW)
     meta = read_package_metadata(staging / "model.pt2")
-    aoti = result.extra["aoti"]
+    aoti = result.details["aoti"]
     assert aoti["device"] == meta["AOTI_DEVICE_KEY"] == "cpu"
     assert aoti["cpu_isa"] == meta["AOTI_CPU_ISA"] and aoti["max_batch"] == 4
     assert meta["qtseg.model"] == "tiny-net" and meta["qtseg.target"] == "aoti"
@@ -103,8 +104,8 @@ def test_aoti_artifact_of_export_all_passed_the_fp32_gate(export_all, tiny_check
     assert run.rc == 0, run.err
     folder = out / "qtseg-v2_aoti"
     manifest = read_manifest(folder)
-    assert manifest["format"] == "aoti" and manifest["files"] == {"model": "model.pt2"}
-    assert manifest["aoti"]["device"] == "cpu" and manifest["aoti"]["max_batch"] == 1
+    assert manifest["format"] == "aoti" and file_paths(manifest) == {"model": "model.pt2", "preprocess": "preprocess.json"}
+    assert manifest["runtime"]["device"] == "cpu" and manifest["details"]["aoti"]["max_batch"] == 1
     parity = manifest["parity"]
     assert parity["passed"]
     (result,) = parity["results"]

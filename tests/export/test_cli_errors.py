@@ -63,7 +63,8 @@ def test_output_dir_not_writable(tiny_checkpoint, sample_images, tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed")
 def test_backend_not_installed_names_the_extra(tiny_checkpoint, sample_images, out):
     run = run_cli(["--target", "trt-fp16", *_base(tiny_checkpoint, sample_images, out)])
-    _assert_one_error(run, "TensorRT is not installed", "pip install 'qtseg[trt]'")
+    _assert_one_error(run, "TensorRT (the 'tensorrt' module) is not installed", "pip install tensorrt",
+                      "trtrtx-fp16 builds with the pip-installable TensorRT-RTX instead")
     assert not out.exists()
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from qtseg.export.pipeline import ExportJob, ExportOptions, Progress
+from qtseg.export.job import ExportJob, Progress
+from qtseg.export.options import ExportOptions
 
 from qtseg.checkpoint import load_checkpoint
 
@@ -30,7 +31,7 @@ def test_no_verify_warns(tiny_checkpoint, tmp_path):
                    "--no-simplify", "--out", str(tmp_path), "--quiet"])
     assert run.rc == 0, run.err
     assert "WARNING: --no-verify" in run.err
-    from qtseg.export.manifest import read_manifest
+    from ..artifacts import read_manifest
 
     manifest = read_manifest(tmp_path / "qtseg-v2_onnx")
     assert manifest["parity"] == {"verified": False, "passed": None, "samples": {"dir": "bundled", "names": []},

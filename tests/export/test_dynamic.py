@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from qtseg.export.manifest import read_manifest
-from qtseg.export.pipeline import ExportJob, ExportOptions, Progress, export_target
+from ..artifacts import file_paths, read_manifest
+from qtseg.export.job import ExportJob, Progress
+from qtseg.export.options import ExportOptions
+from qtseg.export.pipeline import export_target
 from qtseg.export.targets import TARGETS
 
 from qtseg.backends import open_backend
@@ -51,7 +53,7 @@ def test_fp16_io_and_trtrtx_profile(tiny_checkpoint, sample_images, tmp_path):
     assert manifest["outputs"][0]["dtype"] == "float16" and manifest["parity"]["passed"]
     manifest = read_manifest(trt_out.path)
     assert manifest["inputs"][0]["dtype"] == "float32"  # --io-fp16 is an onnx-fp16 option only
-    trt = manifest["tensorrt"]
+    trt = manifest["details"]["tensorrt"]
     assert trt["compute_capabilities"] == ["sm_86", "sm_89"]
     assert trt["profile"] == {"image": {"min": [1, 3, 128, 128], "opt": [1, 3, 128, 128], "max": [2, 3, 128, 128]}}
     with open_backend(onnx_out.path) as be:

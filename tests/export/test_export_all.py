@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from qtseg.export.manifest import read_manifest
+from ..artifacts import file_paths, read_manifest
 from qtseg.export.targets import TARGETS
 
 from qtseg.backends import NotExecutableHere, open_backend
@@ -28,7 +28,8 @@ def test_all_succeeds_with_a_summary(export_all):
         assert name in run.out
     assert "trtrtx-fp16" in BUILT_HERE, "TensorRT-RTX must be installed in CI"
     if importlib.util.find_spec("tensorrt") is None:
-        assert "skipped" in run.out and "pip install 'qtseg[trt]'" in run.out
+        assert "skipped" in run.out and "pip install tensorrt" in run.out
+        assert "trtrtx-fp16 builds with the pip-installable TensorRT-RTX instead" in run.out
     # progress: one line per step on stderr
     assert "[onnx] export PyTorch -> ONNX" in run.err and "[trtrtx-fp16] build TensorRT-RTX engine" in run.err
     # every installable target is in place, and no staging leftovers (hidden folders)
@@ -45,7 +46,7 @@ def test_artifact_layout_and_manifest(export_all, name, tiny_checkpoint):
     target = TARGETS[name]
     assert manifest["target"] == name and manifest["format"] == target.format
     assert manifest["precision"] == target.precision
-    for rel in manifest["files"].values():
+    for rel in file_paths(manifest).values():
         assert (folder / rel).is_file()
     assert json.loads((folder / "preprocess.json").read_text()) == manifest["preprocess"]
     assert manifest["inputs"] == [{"name": "image", "shape": [1, 3, 128, 128], "dtype": "float32"}]
@@ -83,10 +84,10 @@ def test_tensorrt_artifacts_record_what_ran(export_all):
     for name in ("trtrtx-fp16", "trtrtx-fp32"):
         folder = out / f"qtseg-v2_{name}"
         manifest = read_manifest(folder)
-        trt = manifest["tensorrt"]
+        trt = manifest["details"]["tensorrt"]
         assert trt["library"] == "tensorrt_rtx" and trt["strongly_typed"]
         assert trt["compute_capabilities"] == ["sm_80", "sm_86", "sm_89", "sm_120"]
-        assert manifest["files"] == {"engine": "model.engine", "onnx": "model.onnx"}
+        assert file_paths(manifest) == {"engine": "model.engine", "onnx": "model.onnx", "preprocess": "preprocess.json"}
         labels = [r["label"] for r in manifest["parity"]["results"]]
         assert any("onnxruntime" in label for label in labels)
         if cuda_device_problem() is not None:

@@ -16,10 +16,12 @@ import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
-from qtseg.export.int8_context import Int8Options
-from qtseg.export.int8_targets import INT8_TARGETS
-from qtseg.export.manifest import read_manifest
-from qtseg.export.pipeline import ExportJob, ExportOptions, Progress, export_target
+from qtseg.export.options import Int8Options
+from qtseg.export.targets import INT8_TARGETS
+from ..artifacts import file_paths, read_manifest
+from qtseg.export.job import ExportJob, Progress
+from qtseg.export.options import ExportOptions
+from qtseg.export.pipeline import export_target
 
 import qtseg
 from qtseg.backends import open_backend
@@ -55,7 +57,7 @@ def test_every_installed_int8_target_builds(tiny_int8):
         assert outcome.status == "ok", outcome.message
         manifest = read_manifest(out / f"qtseg-v2_{name}")
         assert manifest["precision"] == "int8" and manifest["target"] == name
-        guard = manifest["int8"]["accuracy_guard"]
+        guard = manifest["details"]["int8"]["accuracy_guard"]
         assert guard["passed"] and guard["held_out"]["split"] == "val" and guard["held_out"]["count"] == 6
         assert set(guard["reference"]) >= {"dice", "iou"}
 
@@ -102,8 +104,8 @@ def test_tensorrt_rtx_engine_is_built_from_the_same_scales(tiny_int8):
     out, _ = tiny_int8
     folder = out / "qtseg-v2_trtrtx-int8"
     manifest = read_manifest(folder)
-    assert (folder / "model.engine").stat().st_size > 0 and manifest["tensorrt"]["library"] == "tensorrt_rtx"
-    assert manifest["int8"]["tensorrt_fallback"]["float_nodes"] == []
+    assert (folder / "model.engine").stat().st_size > 0 and manifest["runtime"]["name"] == "tensorrt_rtx"
+    assert manifest["details"]["int8"]["tensorrt_fallback"]["float_nodes"] == []
     ort_scales, trt_scales = _scales(out / "qtseg-v2_onnx-int8" / "model.onnx"), _scales(folder / "model.onnx")
     assert ort_scales.keys() == trt_scales.keys() and len(ort_scales) > 50
     assert all(np.array_equal(ort_scales[k], trt_scales[k]) for k in ort_scales)
@@ -129,7 +131,7 @@ def test_bundled_checkpoint_passes_guard_and_gate(kvasir_mini, tmp_path):
     for name, outcome in outcomes.items():
         assert outcome.status == "ok", outcome.message
         manifest = read_manifest(tmp_path / f"qtseg-v2_{name}")
-        guard = manifest["int8"]["accuracy_guard"]
+        guard = manifest["details"]["int8"]["accuracy_guard"]
         assert guard["passed"] and guard["final"]["drop_pp"] <= 0.5
         assert guard["reference"]["dice"] > 0.7  # a trained model, not noise
         assert manifest["parity"]["passed"] and manifest["parity"]["results"][0]["precision"] == "int8"
@@ -151,25 +153,6 @@ def test_cli_onnx_int8_end_to_end(tiny_checkpoint, kvasir_mini, sample_images, t
     assert "accuracy guard" in run.err and "calibration set cal-" in run.err  # progress goes to stderr
     manifest = read_manifest(out / "qtseg-v2_onnx-int8")
     assert manifest["precision"] == "int8" and manifest["calibration"]["method"] == "minmax"
-    assert manifest["int8"]["accuracy_guard"]["held_out"]["count"] == 4
-    assert manifest["parity"]["verified"] is False and manifest["onnxruntime"]["session_config"] == {}
+    assert manifest["details"]["int8"]["accuracy_guard"]["held_out"]["count"] == 4
+    assert manifest["parity"]["verified"] is False and manifest["runtime"]["properties"] == {}
     assert len(list((out / "calibration").iterdir())) == 1
-
-
-def test_int8_latency_bench_runs_on_the_artifacts(tiny_int8, export_all, tmp_path):
-    """``python -m qtseg.bench.int8_latency`` on the tiny FP32 and INT8 artifacts, with the ORT variants."""
-    from qtseg.bench import int8_latency
-
-    int8_out, _ = tiny_int8
-    fp32_out, _ = export_all
-    out = tmp_path / "lat.json"
-    folders = [fp32_out / "qtseg-v2_onnx", int8_out / "qtseg-v2_onnx-int8",
-               fp32_out / "qtseg-v2_openvino-fp32", int8_out / "qtseg-v2_openvino-int8"]
-    assert int8_latency.main([*map(str, folders), "--threads", "1", "--rounds", "1", "--s8s8", "--out", str(out),
-                              "--qdq-variants", str(folders[0]), str(folders[1])]) == 0
-    run = json.loads(out.read_text())["runs"]["1"]
-    assert set(run["rows"]) == {"qtseg-v2_onnx", "qtseg-v2_onnx-int8", "qtseg-v2_onnx-int8+s8s8", "qtseg-v2_openvino-fp32",
-                                "qtseg-v2_openvino-int8", "qtseg-v2_int8-full", "qtseg-v2_int8-compute-only",
-                                "qtseg-v2_u8-asym"}
-    assert all(r["n"] == 4 and r["median_ms"] > 0 for r in run["rows"].values())
-    assert set(run["int8_speedup"]) == set(run["rows"]) - {"qtseg-v2_onnx", "qtseg-v2_openvino-fp32"}

@@ -8,17 +8,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from qtseg.export.int8_context import (
-    Int8Options,
-    Int8SetupError,
-    add_int8_arguments,
-    int8_options_from_args,
-    job_int8_options,
-)
-from qtseg.export.int8_targets import INT8_TARGETS
+from qtseg.evaluation import THRESHOLDS
+from qtseg.export.int8_context import job_int8_options
 from qtseg.export.int8_tensorrt import nodes_named_in
-from qtseg.export.parity import THRESHOLDS
-from qtseg.export.targets import GRAPHS
+from qtseg.export.options import Int8Options, Int8SetupError, add_int8_arguments, int8_options_from_args
+from qtseg.export.target import GRAPH_KEYS
+from qtseg.export.targets import INT8_TARGETS
 
 
 def test_int8_rows_are_ordinary_targets():
@@ -26,9 +21,9 @@ def test_int8_rows_are_ordinary_targets():
     assert names == ["onnx-int8", "openvino-int8", "trt-int8", "trtrtx-int8"]
     for t in INT8_TARGETS:
         assert t.precision == "int8" and t.precision in THRESHOLDS
-        assert t.requires_calibration and t.graph == "fp32" and t.graph in GRAPHS
+        assert t.requires_calibration and t.graph == "fp32" and t.graph in GRAPH_KEYS
         assert t.format in ("onnx", "openvino", "tensorrt")
-    assert {t.library for t in INT8_TARGETS if t.format == "tensorrt"} == {"tensorrt", "tensorrt_rtx"}
+    assert {t.runtime for t in INT8_TARGETS if t.format == "tensorrt"} == {"tensorrt", "tensorrt_rtx"}
     assert "nncf" in next(t for t in INT8_TARGETS if t.format == "openvino").requires
 
 

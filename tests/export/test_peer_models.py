@@ -139,7 +139,7 @@ def _make_confident(model: torch.nn.Module, gain: float = 600.0) -> None:
 def confident_icmoe() -> dict:
     """A saturated tiny IC-MoE: its FP32 ONNX graph, PyTorch logits and samples."""
     from qtseg.export.onnx_graph import export_fp32
-    from qtseg.export.parity import load_samples, run_logits
+    from qtseg.evaluation import SampleSet, infer_logits
     from qtseg.export.wrapper import ExportIO
 
     from qtseg.backends.torch_backend import TorchBackend
@@ -150,9 +150,9 @@ def confident_icmoe() -> dict:
     model = create("icmoe", **ICMOE_TINY).eval()
     _make_confident(model)
     spec = PreprocessSpec(input_size=(64, 64))
-    samples = load_samples(qtseg.SAMPLES_DIR / "images", spec, limit=4)
+    samples = SampleSet.from_folder(qtseg.SAMPLES_DIR / "images", spec, limit=4)
     with TorchBackend(model, input_size=spec.input_size) as ref:
-        reference = run_logits(ref, samples)
+        reference = infer_logits(ref, samples.x)
     assert max(float(np.abs(r).max()) for r in reference) > 6.0  # p within 1e-5 of 0 or 1
     graph = export_fp32(model, ExportIO(input_size=(64, 64), num_classes=2))
     return {"graph": graph, "spec": spec, "samples": samples, "reference": reference}
@@ -160,7 +160,7 @@ def confident_icmoe() -> dict:
 
 def _ort_parity(case: dict, graph, precision: str):
     import onnxruntime as ort
-    from qtseg.export.parity import compare_logits
+    from qtseg.evaluation import compare_logits
 
     session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
     x = case["samples"].x

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from qtseg.export import onnx_graph
-from qtseg.export.parity import check_parity, load_samples
+from qtseg.evaluation import SampleSet, check_parity
 from qtseg.export.wrapper import (
     ExportIO,
     ExportWrapper,
@@ -65,7 +65,7 @@ def test_gate_catches_batch_statistics(tiny_checkpoint, sample_images, fp32_onnx
     """A reference running BatchNorm in training mode disagrees with the artifact: FAIL."""
     model, spec, _ = load_checkpoint(tiny_checkpoint)
     path = fp32_onnx
-    samples = load_samples(sample_images, spec, limit=4)
+    samples = SampleSet.from_folder(sample_images, spec, limit=4)
     model.train()
     with torch.no_grad():
         train_logits = [model(torch.from_numpy(samples.x[i : i + 1])).numpy() for i in range(4)]
@@ -97,7 +97,7 @@ def test_gate_rejects_one_perturbed_weight(tiny_checkpoint, sample_images, fp32_
     _perturb_one_weight(proto)
     path = tmp_path / "broken.onnx"
     onnx.save(proto, str(path))
-    samples = load_samples(sample_images, spec, limit=4)
+    samples = SampleSet.from_folder(sample_images, spec, limit=4)
     with OnnxRuntimeBackend(path) as be:
         result = check_parity(model_backend(model, spec), be, samples, spec, precision="fp32")
     assert not result.passed and result.max_abs_diff > 1e-3

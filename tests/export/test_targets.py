@@ -3,31 +3,53 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
 import pytest
+from qtseg.evaluation import THRESHOLDS
 from qtseg.export.cli import _plan
-from qtseg.export.manifest import FORMATS
-from qtseg.export.parity import THRESHOLDS
-from qtseg.export.targets import (
-    GRAPHS,
-    TARGET_OPTIONS,
-    TARGETS,
-    TargetError,
-    check_options,
-    resolve,
-    target_names,
-)
+from qtseg.export.target import GRAPH_KEYS, TargetError
+from qtseg.export.targets import TARGET_OPTIONS, TARGETS, check_options, resolve, target_names
+
+from qtseg.backends import RUNTIMES as BACKEND_RUNTIMES
+from qtseg.manifest import FORMATS, PRECISIONS
+from qtseg.manifest import RUNTIMES as FORMAT_RUNTIMES
 
 
 def test_table_is_consistent():
     for target in TARGETS.values():
-        assert target.format in FORMATS
+        assert target.format in FORMATS and target.precision in PRECISIONS
         assert target.precision in THRESHOLDS
-        assert target.graph in GRAPHS
+        assert target.graph in (*GRAPH_KEYS, None)
+        assert (target.graph is None) == (target.format == "aoti")
         assert target.options <= TARGET_OPTIONS
-        assert callable(target.build)
+        assert target.runtime in FORMAT_RUNTIMES[target.format]
+        assert target.device is None or target.device in BACKEND_RUNTIMES[target.runtime].devices
+        assert callable(importlib.import_module(target.builder).build)
     assert set(target_names()) == {*TARGETS, "all"}
-    assert {t.library for t in TARGETS.values() if t.format == "tensorrt"} == {"tensorrt", "tensorrt_rtx"}
+    assert {t.runtime for t in TARGETS.values() if t.format == "tensorrt"} == {"tensorrt", "tensorrt_rtx"}
+
+
+def test_cuda_only_targets_are_refused_without_a_gpu_and_skipped_by_all():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    for name in ("aoti-cuda", "aoti-cuda-fp16"):
+        reason = TARGETS[name].unavailable_reason()
+        assert reason == f"{name} is compiled on a CUDA GPU and this machine has none"
+        with pytest.raises(TargetError, match="CUDA GPU"):
+            _plan([TARGETS[name]], set(), single=True)
+    run, skipped = _plan(resolve("all"), set(), single=False)
+    assert {"aoti-cuda", "aoti-cuda-fp16"} <= set(skipped) and "aoti" in [t.name for t in run]
+
+
+def test_trt_without_tensorrt_points_to_trtrtx():
+    target = TARGETS["trt-fp16"]
+    if not target.missing():
+        pytest.skip("tensorrt is installed here")
+    reason = target.unavailable_reason()
+    assert "tensorrt" in reason and "trtrtx-fp16" in reason
 
 
 def test_resolve_and_options():

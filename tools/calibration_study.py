@@ -1,12 +1,12 @@
 """Measurement study behind docs/calibration.md: methods, accuracy, latency.
 
 ```
-python -m qtseg.calibration.study --onnx exports/qtseg-v2_onnx/model.onnx \
+python tools/calibration_study.py --onnx exports/qtseg-v2_onnx/model.onnx \
     --calib calib/kvasir-512 --data ../shared/data/kvasir-seg --splits val,test \
     --methods minmax,entropy,percentile:99.99 [--openvino] [--latency] --out study.json
 ```
 
-For each calibration method: ranges on the calibration set (timed), the QDQ
+A measurement script (not part of the installed package). For each calibration method: ranges on the calibration set (timed), the QDQ
 graph, and its Dice/IoU/mask agreement against FP32 PyTorch on each split;
 optionally the same with NNCF/OpenVINO, and model-only latency of FP32 vs
 INT8 on the same runtime (fixed thread count, warm-up, fixed iterations).
@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -70,59 +68,6 @@ def latency(predict: Predict, x: np.ndarray, *, warmup: int = 3, iters: int = 20
             "mean_ms": float(np.mean(times)), "iters": iters}
 
 
-def artifact_latency(cases: Mapping[str, tuple[str | Path, Mapping[str, Any]]], x: np.ndarray, threads: int, *,
-                     rounds: int = 6, per_round: int = 4) -> dict[str, dict[str, float]]:
-    """Model-only latency of artifact folders through the Backend interface, interleaved.
-
-    Args:
-        cases: ``{label: (artifact folder, extra open_backend options)}``.
-        x: the input of every call.
-        threads: runtime threads of every backend.
-        rounds, per_round: the backends take turns, ``per_round`` timed calls
-            each, ``rounds`` times, after 3 warm-up calls each -- so a change in
-            background load hits all of them alike.
-
-    Returns:
-        ``{label: {median_ms, p90_ms, mean_ms, n, threads}}`` from each
-        backend's ``last_infer_s``.
-    """
-    from qtseg.backends import open_backend
-
-    backends = {label: open_backend(folder, threads=threads, **dict(kw)) for label, (folder, kw) in cases.items()}
-    times: dict[str, list[float]] = {k: [] for k in backends}
-    try:
-        for be in backends.values():
-            for _ in range(3):
-                be.infer(x)
-        for _ in range(rounds):
-            for name, be in backends.items():
-                for _ in range(per_round):
-                    be.infer(x)
-                    times[name].append(1000.0 * be.last_infer_s)
-    finally:
-        for be in backends.values():
-            be.close()
-    return {k: {"median_ms": float(np.median(v)), "p90_ms": float(np.percentile(v, 90)),
-                "mean_ms": float(np.mean(v)), "n": len(v), "threads": threads} for k, v in times.items()}
-
-
-def cpu_description() -> dict[str, Any]:
-    """CPU model and the INT8-relevant instruction sets (Linux /proc/cpuinfo)."""
-    info: dict[str, Any] = {"machine": platform.machine(), "logical_cpus": os.cpu_count()}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return info
-    for line in text.splitlines():
-        if line.startswith("model name"):
-            info["model"] = line.split(":", 1)[1].strip()
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            info["int8_isa"] = sorted(flags & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "avx512bw"})
-            break
-    return info
-
-
 def _scores(predict: Predict, held: Any, spec: Any, reference: Any) -> dict[str, Any]:
     from qtseg.calibration import score
 
@@ -135,11 +80,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the study; returns the results dict (also written to ``--out``)."""
     import torch
 
-    from qtseg.calibration import CalibrationMethod, HeldOut, load_set, score
+    from qtseg.calibration import CalibrationMethod, load_set, score
     from qtseg.calibration.build import split_pool
     from qtseg.calibration.onnx_qdq import QdqSettings, calibrate_ranges, qdq_counts, quantize_qdq
     from qtseg.checkpoint import load_checkpoint
-    from qtseg.evaluation import torch_predictor
+    from qtseg.evaluation import SampleSet, torch_predictor
+    from qtseg.provenance import cpu_description
 
     say = lambda m: print(m, flush=True)  # noqa: E731
     model, spec, info = load_checkpoint(args.checkpoint)
@@ -155,11 +101,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for split in args.splits:
         samples, where = split_pool(Path(args.data), split, split_file=None, seed=0)
         samples = samples[: args.limit] if args.limit else samples
-        held[split] = HeldOut.load(samples, spec, source=where)
+        held[split] = SampleSet.from_samples(samples, spec, source=where)
     refs = {}
     for split, h in held.items():
         refs[split] = score(torch_predictor(model), h, spec)
-        results["splits"][split] = {"count": len(h.names), "fp32_torch": {"dice": refs[split].dice, "iou": refs[split].iou}}
+        results["splits"][split] = {"count": len(h), "fp32_torch": {"dice": refs[split].dice, "iou": refs[split].iou}}
         say(f"FP32 torch {split}: Dice {100 * refs[split].dice:.2f}% IoU {100 * refs[split].iou:.2f}%")
     if args.onnx:
         for split, h in held.items():
@@ -228,8 +174,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ov.save_model(quantized, str(Path(args.save_ov) / f"int8-{len(ov_models)}.xml"), compress_to_fp16=False)
             _write(args.out, results)
     if args.latency and args.artifacts:
-        cases = {Path(f).name: (f, {}) for f in args.artifacts}
-        lat["artifacts"] = artifact_latency(cases, x1, args.latency_threads)
+        from int8_latency import artifact_latency  # tools/ sibling
+
+        cases = {Path(f).name: (Path(f), {}) for f in args.artifacts}
+        lat["artifacts"] = artifact_latency(cases, x1, args.latency_threads, rounds=6)
         for name, v in lat["artifacts"].items():
             say(f"latency {name}: median {v['median_ms']:.1f} ms (p90 {v['p90_ms']:.1f})")
         results["latency"] = lat
@@ -249,10 +197,10 @@ def _write(out: str | None, results: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m qtseg.calibration.study``."""
+    """Entry point of ``python tools/calibration_study.py``."""
     import qtseg
 
-    p = argparse.ArgumentParser(prog="python -m qtseg.calibration.study", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python tools/calibration_study.py", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", default=str(qtseg.DEFAULT_CHECKPOINT))
     p.add_argument("--onnx", default=None, help="FP32 graph (qtseg-export --target onnx); needed for --methods")
     p.add_argument("--calib", default=None, help="calibration-set folder (qtseg-calib build); needed for --methods")

@@ -1,22 +1,24 @@
 """FP32 vs INT8 model-only CPU latency of exported artifacts, same run, interleaved.
 
 ```
-python -m qtseg.bench.int8_latency exports/qtseg-v2_onnx exports/qtseg-v2_onnx-int8 \
+python tools/int8_latency.py exports/qtseg-v2_onnx exports/qtseg-v2_onnx-int8 \
     exports/qtseg-v2_openvino-fp32 exports/qtseg-v2_openvino-int8 --threads 1,2 --out int8_latency.json
 # also the ORT QDQ variants of docs/calibration.md (built from the INT8 artifact's ranges.json)
-python -m qtseg.bench.int8_latency ... --qdq-variants exports/qtseg-v2_onnx exports/qtseg-v2_onnx-int8
+python tools/int8_latency.py ... --qdq-variants exports/qtseg-v2_onnx exports/qtseg-v2_onnx-int8
 ```
 
-Every artifact is opened through the ``Backend`` interface (its manifest's
-session config applied) and timed by :func:`qtseg.calibration.study.artifact_latency`:
-warm-up, then all of them take turns for ``--rounds`` rounds of 4 calls, so a
-change in background load hits every row alike. The ratio of each INT8 row is against the FP32 artifact of the
+A measurement script (not part of the installed package). Every artifact is
+opened through ``open_backend`` (its manifest's runtime properties applied) and
+timed by :func:`qtseg.timing.interleaved`: warm-up, then all of them take turns
+for ``--rounds`` rounds of 4 calls, so a change in background load hits every
+row alike. The ratio of each INT8 row is against the FP32 artifact of the
 same runtime in the same run. Results: median / p90 per row and thread count.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 from collections.abc import Sequence
@@ -25,7 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from qtseg.export.manifest import read_manifest
+from qtseg.backends import open_backend
+from qtseg.manifest import Manifest, RuntimeSpec, describe_files, open_artifact, write_manifest
+from qtseg.provenance import cpu_description
+from qtseg.timing import interleaved
 
 S8S8 = {"session.qdqisint8allowed": "1"}
 
@@ -42,10 +47,11 @@ def build_qdq_variants(fp32_dir: Path, int8_dir: Path, out: Path) -> list[Path]:
     from qtseg.calibration.methods import CalibrationMethod
     from qtseg.calibration.onnx_qdq import QdqSettings, keep_float, quantize_qdq
 
-    manifest = read_manifest(int8_dir)
-    table = int8_dir / manifest["files"]["ranges"]
-    method = CalibrationMethod.parse(manifest["calibration"]["method"])
-    kept = manifest["int8"]["kept_float"]["nodes"]
+    manifest = open_artifact(int8_dir).manifest
+    table = int8_dir / manifest.files["ranges"].path
+    assert manifest.calibration is not None
+    method = CalibrationMethod.parse(manifest.calibration["method"])
+    kept = manifest.details["int8"]["kept_float"]["nodes"]
     fp32_path = fp32_dir / "model.onnx"
     fp32 = onnx.load(str(fp32_path))
     variants = {
@@ -55,32 +61,47 @@ def build_qdq_variants(fp32_dir: Path, int8_dir: Path, out: Path) -> list[Path]:
     }
     folders = []
     for name, (settings, exclude) in variants.items():
-        folder = out / f"{manifest['model']['name']}_{name}"
+        folder = out / f"{manifest.model.name}_{name}"
         folder.mkdir(parents=True, exist_ok=True)
         full = folder / "full.onnx"
         quantize_qdq(fp32_path, full, table, method, settings=settings)
         model = onnx.load(str(full))
         onnx.save(keep_float(model, fp32, exclude) if exclude else model, str(folder / "model.onnx"))
         full.unlink()
-        variant_manifest = dict(manifest, target=name, onnxruntime={"session_config": {}})
-        (folder / "manifest.json").write_text(json.dumps(variant_manifest))
         (folder / "preprocess.json").write_bytes((int8_dir / "preprocess.json").read_bytes())
+        roles = {"model": "model.onnx", "preprocess": "preprocess.json"}
+        variant = dataclasses.replace(
+            manifest, target=name, runtime=RuntimeSpec("onnxruntime"), files=describe_files(folder, roles)
+        )
+        write_manifest(folder, variant)
         folders.append(folder)
     return folders
 
 
-def ratios(rows: dict[str, Any], manifests: dict[str, dict[str, Any]]) -> dict[str, float]:
+def ratios(rows: dict[str, Any], manifests: dict[str, Manifest]) -> dict[str, float]:
     """FP32 median / INT8 median for every INT8 row, against the FP32 row of the same format."""
-    fp32 = {m["format"]: k for k, m in manifests.items() if m["precision"] == "fp32"}
-    return {k: rows[fp32[m["format"]]]["median_ms"] / rows[k]["median_ms"]
-            for k, m in manifests.items() if m["precision"] == "int8" and m["format"] in fp32}
+    fp32 = {m.format: k for k, m in manifests.items() if m.precision == "fp32"}
+    return {k: rows[fp32[m.format]]["median_ms"] / rows[k]["median_ms"]
+            for k, m in manifests.items() if m.precision == "int8" and m.format in fp32}
+
+
+def artifact_latency(
+    cases: dict[str, tuple[Path, dict[str, Any]]], x: np.ndarray, threads: int, *, rounds: int
+) -> dict[str, dict[str, float]]:
+    """Median/p90 model-only latency (ms) of each artifact, interleaved rounds of 4 calls."""
+    backends = {k: open_backend(folder, threads=threads, **kw) for k, (folder, kw) in cases.items()}
+    try:
+        times = interleaved({k: (lambda be=be: be.infer(x)) for k, be in backends.items()}, rounds=rounds)
+    finally:
+        for be in backends.values():
+            be.close()
+    return {k: {"median_ms": 1000 * float(np.median(v)), "p90_ms": 1000 * float(np.percentile(v, 90)),
+                "n": len(v), "threads": threads} for k, v in times.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m qtseg.bench.int8_latency``."""
-    from qtseg.calibration.study import artifact_latency, cpu_description
-
-    p = argparse.ArgumentParser(prog="python -m qtseg.bench.int8_latency", description=__doc__.split("\n")[0])
+    """Entry point of ``python tools/int8_latency.py``."""
+    p = argparse.ArgumentParser(prog="python tools/int8_latency.py", description=__doc__.split("\n")[0])
     p.add_argument("artifacts", nargs="+", help="artifact folders (FP32 and INT8 of each runtime)")
     p.add_argument("--threads", default="1,2", type=lambda s: [int(t) for t in s.split(",")])
     p.add_argument("--rounds", type=int, default=5, help="rounds of 4 calls per artifact (default 5)")
@@ -91,17 +112,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="results JSON")
     args = p.parse_args(argv)
     cases: dict[str, tuple[Path, dict[str, Any]]] = {}
-    manifests: dict[str, dict[str, Any]] = {}
+    manifests: dict[str, Manifest] = {}
     for folder in map(Path, args.artifacts):
-        manifest = read_manifest(folder)
+        manifest = open_artifact(folder).manifest
         cases[folder.name], manifests[folder.name] = (folder, {}), manifest
-        if args.s8s8 and manifest["format"] == "onnx" and manifest["precision"] == "int8":
+        if args.s8s8 and manifest.format == "onnx" and manifest.precision == "int8":
             cases[f"{folder.name}+s8s8"], manifests[f"{folder.name}+s8s8"] = (folder, {"session_config": S8S8}), manifest
     scratch = tempfile.TemporaryDirectory(prefix="qtseg-int8-latency-")
     if args.qdq_variants:
         for folder in build_qdq_variants(*map(Path, args.qdq_variants), Path(scratch.name)):
-            cases[folder.name], manifests[folder.name] = (folder, {}), read_manifest(folder)
-    shape = next(iter(manifests.values()))["inputs"][0]["shape"]
+            cases[folder.name], manifests[folder.name] = (folder, {}), open_artifact(folder).manifest
+    shape = next(iter(manifests.values())).inputs[0].shape
     x = np.random.default_rng(0).random([1, *shape[1:]], dtype=np.float32)
     results: dict[str, Any] = {"cpu": cpu_description(), "runs": {}}
     for threads in args.threads:

@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Print one parity line per candidate block list."""
     from qtseg.export import onnx_graph
     from qtseg.export.onnx_fp16 import convert_to_fp16
-    from qtseg.export.parity import check_parity, load_samples, run_logits
+    from qtseg.evaluation import SampleSet, check_parity, infer_logits
     from qtseg.export.wrapper import ExportIO
 
     from qtseg.backends.onnxruntime_backend import OnnxRuntimeBackend
@@ -74,14 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     model, spec, _ = load_checkpoint(args.checkpoint)
-    samples = load_samples(args.samples, spec, limit=args.num_samples)
+    samples = SampleSet.from_folder(args.samples, spec, limit=args.num_samples)
     peak = channel_affinity_peak(model, torch.from_numpy(samples.x))
     print(f"channel-attention affinity peak (FP32): {peak:.4g} (FP16 max 65504)")
     io_spec = ExportIO(spec.input_size, spec.num_classes)
     base = onnx_graph.simplify(onnx_graph.export_fp32(model, io_spec))
     onnx_graph.set_io_shapes(base, io_spec)
     with TorchBackend(model, input_size=spec.input_size) as ref:
-        reference = run_logits(ref, samples)
+        reference = infer_logits(ref, samples.x)
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.candidates.split(","):
             fp16 = convert_to_fp16(base, block=CANDIDATES[name])

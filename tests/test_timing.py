@@ -1,4 +1,4 @@
-"""Latency statistics on a synthetic timer (the clock is injected)."""
+"""qtseg.timing: host-clock and CUDA-event loops on injected clocks, interleaving, statistics."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from qtseg.bench.stats import latency_stats, percentile, time_calls
+from qtseg.timing import interleaved, latency_stats, time_calls, time_with_events
 
 
 class FakeClock:
@@ -63,11 +63,21 @@ def test_single_call_has_zero_std_and_all_percentiles_equal():
 
 
 def test_percentile_edges():
-    assert percentile([1.0, 2.0], 0) == 1.0 and percentile([1.0, 2.0], 100) == 2.0
+    stats = latency_stats([0.001, 0.002])
+    assert stats.min_ms == pytest.approx(1.0) and stats.max_ms == pytest.approx(2.0)
+    assert stats.p50_ms == pytest.approx(1.5)
+
+
+def test_interleaved_takes_turns_and_times_each_callable():
+    order: list[str] = []
+    times = interleaved(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+        rounds=2, per_round=2, warmup=1,
+    )
+    assert order == ["a", "b", "a", "a", "b", "b", "a", "a", "b", "b"]
+    assert {k: len(v) for k, v in times.items()} == {"a": 4, "b": 4}
     with pytest.raises(ValueError):
-        percentile([], 50)
-    with pytest.raises(ValueError):
-        percentile([1.0], 101)
+        interleaved({"a": lambda: None}, rounds=0)
 
 
 @pytest.mark.parametrize("bad", [[], [-0.001], [float("nan")]])
@@ -79,3 +89,52 @@ def test_bad_durations_are_rejected(bad):
 def test_time_calls_rejects_zero_iterations():
     with pytest.raises(ValueError):
         time_calls(lambda: None, warmup=0, iters=0)
+
+
+class Recorder:
+    """Synthetic device: events get the timestamp of a virtual GPU clock; the work advances it."""
+
+    def __init__(self, work_ms: list[float]) -> None:
+        self.now = 0.0
+        self.work_ms = list(work_ms)
+        self.log: list[str] = []
+
+    def event(self):
+        rec = self
+
+        class Event:
+            stamp = None
+
+            def record(self) -> None:
+                rec.log.append("record")
+                self.stamp = rec.now
+
+            def synchronize(self) -> None:
+                rec.log.append("event-sync")
+
+            def elapsed_time(self, end) -> float:
+                return end.stamp - self.stamp
+
+        return Event()
+
+    def synchronize(self) -> None:
+        self.log.append("sync")
+
+    def work(self) -> None:
+        self.log.append("work")
+        self.now += self.work_ms.pop(0)
+
+
+def test_durations_are_event_intervals_in_seconds():
+    dev = Recorder([100.0, 5.0, 7.0, 6.0])  # one warm-up call, then three timed
+    out = time_with_events(
+        dev.work, warmup=1, iters=3, new_event=dev.event, synchronize=dev.synchronize
+    )
+    assert out == pytest.approx([0.005, 0.007, 0.006])
+
+
+def test_each_timed_call_starts_on_an_idle_device_and_waits_for_its_end():
+    dev = Recorder([1.0, 1.0, 1.0])
+    time_with_events(dev.work, warmup=1, iters=2, new_event=dev.event, synchronize=dev.synchronize)
+    timed = ["sync", "record", "work", "record", "event-sync"]
+    assert dev.log == ["work", "sync", *timed, *timed]
