@@ -88,6 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the PyTorch rows (eager, FP16, CUDA graphs on GPU)",
     )
     p.add_argument(
+        "--variants",
+        default="",
+        metavar="eager-fp32,fast-fp16",
+        help="PyTorch variants to run (default: every one the device runs; see docs/bench.md)",
+    )
+    p.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="with --device cuda: also time artifacts whose runtime can replay CUDA graphs "
+        "(aoti-cuda*), one graph per batch size",
+    )
+    p.add_argument(
         "--checkpoint",
         default=None,
         metavar="DIR",
@@ -182,6 +194,8 @@ def _config(args: argparse.Namespace):
         out=args.out,
         layers=args.layers,
         torch_only=args.torch_only,
+        variants=tuple(v.strip() for v in args.variants.split(",") if v.strip()),
+        cuda_graph=args.cuda_graph,
         checkpoint=args.checkpoint,
         random_weights=args.random_weights,
         model=args.model,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from qtseg.bench.torch_variants import VARIANTS
+
 DEVICES = ("cpu", "cuda")
 
 
@@ -30,6 +32,11 @@ class BenchConfig:
         out: report directory.
         layers: print and record the per-layer MAC/parameter table.
         torch_only: only the PyTorch rows (no artifacts).
+        variants: PyTorch variants to run (names of
+            :data:`~qtseg.bench.torch_variants.VARIANTS`); empty = every one
+            the device runs.
+        cuda_graph: on CUDA, also time each artifact whose runtime replays CUDA
+            graphs (``Runtime.cuda_graph``: AOTInductor) with one graph per batch size.
         checkpoint: reference checkpoint (overrides the manifests' path).
         random_weights: with ``torch_only`` and no checkpoint, build ``model`` at
             ``imgsz`` with seed-0 weights.
@@ -53,6 +60,8 @@ class BenchConfig:
     out: str = "bench_report"
     layers: bool = False
     torch_only: bool = False
+    variants: tuple[str, ...] = ()
+    cuda_graph: bool = False
     checkpoint: str | None = None
     random_weights: bool = False
     model: str = "qtseg-v2"
@@ -77,6 +86,16 @@ class BenchConfig:
             raise ConfigError(f"--imgsz must be a positive multiple of 32, got {self.imgsz}")
         if self.row_timeout_s <= 0:
             raise ConfigError("--row-timeout must be positive")
+        kind = self.device.split(":")[0]
+        for name in self.variants:
+            if name not in VARIANTS:
+                raise ConfigError(f"unknown --variants entry {name!r}; known: {', '.join(VARIANTS)}")
+            if kind not in VARIANTS[name].devices:
+                raise ConfigError(
+                    f"torch variant {name} runs on {', '.join(VARIANTS[name].devices)}, not {kind}"
+                )
+        if self.cuda_graph and kind != "cuda":
+            raise ConfigError("--cuda-graph needs --device cuda")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples as lists)."""

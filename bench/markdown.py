@@ -29,10 +29,12 @@ def _first_ok(row: dict[str, Any], batch: int) -> dict[str, Any] | None:
     )
 
 
-def _label(row: dict[str, Any]) -> str:
+def row_label(row: dict[str, Any]) -> str:
+    """Short name of a report row: ``torch <variant>``, or the target (and its variant)."""
     if row["kind"] == "torch":
         return f"torch {row['variant']}" + (" (reference)" if row["is_reference"] else "")
-    return str(row.get("target") or row["id"])
+    name = str(row.get("target") or row["id"])
+    return f"{name} + {row['variant']}" if row.get("variant") else name
 
 
 def _peak(row: dict[str, Any]) -> Any:
@@ -62,7 +64,7 @@ def main_table(report: dict[str, Any], batch: int | None = None) -> list[str]:
         body.append(
             [
                 str(row.get("model") or "-"),
-                _label(row),
+                row_label(row),
                 str(row.get("backend")),
                 str(row.get("precision") or "-"),
                 str(row.get("device")),

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from qtseg.bench.markdown import row_label
+
 DICE_VS_LATENCY = "dice_vs_latency.png"
 LATENCY_VS_BATCH = "latency_vs_batch.png"
 
@@ -18,10 +20,7 @@ def _ok(row: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _label(row: dict[str, Any]) -> str:
-    name = (
-        f"torch {row['variant']}" if row["kind"] == "torch" else str(row.get("target") or row["id"])
-    )
-    return f"{name} ({row['device']})"
+    return f"{row_label(row)} ({row['device']})"
 
 
 def write_plots(report: dict[str, Any], out_dir: str | Path) -> tuple[list[str], str | None]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from qtseg.bench.system import current_rss_mb, peak_rss_mb
-from qtseg.bench.torch_variants import REFERENCE_VARIANT, VARIANTS
+from qtseg.bench.torch_variants import REFERENCE_VARIANT, VARIANTS, open_variant
 
 from qtseg.backends import (
     RUNTIMES,
@@ -46,6 +46,7 @@ from qtseg.timing import latency_stats, time_calls
 OK, PARITY_FAILED, NOT_EXECUTED, ERROR = "ok", "parity_failed", "not_executed", "error"
 STATUSES = (OK, PARITY_FAILED, NOT_EXECUTED, ERROR)
 REFERENCE_NAME = "torch fp32 (cpu)"
+GRAPH_VARIANT = "cuda-graph"  # the ``variant`` of an artifact row timed through CUDA graphs
 GATE_KEYS = (
     "max_abs_diff",
     "mean_abs_diff",
@@ -78,6 +79,8 @@ class RowSpec:
         reference_note: why there is no reference (when ``reference_logits`` is None).
         preprocess: ``PreprocessSpec`` dict of a PyTorch row (default: the checkpoint's).
         is_reference: the speed reference of its model group.
+        cuda_graph: open the artifact with ``cuda_graph=True`` (one CUDA graph
+            per input shape; runtimes with ``Runtime.cuda_graph``).
         quiet: no progress lines.
     """
 
@@ -98,6 +101,7 @@ class RowSpec:
     reference_note: str | None = None
     preprocess: dict[str, Any] | None = None
     is_reference: bool = False
+    cuda_graph: bool = False
     quiet: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -191,7 +195,7 @@ def _base_row(spec: RowSpec) -> dict[str, Any]:
         "model": spec.model_key,
         "kind": spec.kind,
         "backend": "torch",
-        "variant": spec.variant or None,
+        "variant": spec.variant or (GRAPH_VARIANT if spec.cuda_graph else None),
         "format": "checkpoint" if spec.kind == "torch" else None,
         "target": f"torch-{spec.variant}" if spec.kind == "torch" else None,
         "precision": VARIANTS[spec.variant].precision if spec.kind == "torch" else None,
@@ -222,11 +226,7 @@ def _open(spec: RowSpec, manifest: Manifest | None, pre: PreprocessSpec) -> Any:
             return open_backend(spec.path, device="cpu", input_size=size)
         if not spec.device.startswith("cuda"):
             raise NotExecutableHere(f"torch variant {spec.variant} needs a CUDA device")
-        from qtseg.bench.torch_variants import TorchVariantBackend
-
-        return TorchVariantBackend(
-            spec.path, variant=spec.variant, device=spec.device, input_size=size
-        )
+        return open_variant(spec.path, variant=spec.variant, device=spec.device, input_size=size)
     assert manifest is not None
     fixed = manifest.runtime.device
     if fixed is not None and fixed != spec.device.split(":")[0]:
@@ -234,7 +234,10 @@ def _open(spec: RowSpec, manifest: Manifest | None, pre: PreprocessSpec) -> Any:
         raise NotExecutableHere(
             f"{manifest.target} artifact runs on {fixed}; run qtseg-bench --device {fixed}"
         )
-    options = {"threads": spec.threads} if RUNTIMES[manifest.runtime.name].takes_threads else {}
+    runtime = RUNTIMES[manifest.runtime.name]
+    options: dict[str, Any] = {"threads": spec.threads} if runtime.takes_threads else {}
+    if spec.cuda_graph:
+        options["cuda_graph"] = True
     return open_backend(spec.path, device=spec.device, **options)
 
 

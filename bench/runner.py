@@ -25,6 +25,7 @@ from qtseg.bench.system import default_threads
 from qtseg.bench.torch_variants import REFERENCE_VARIANT, variants_for
 
 import qtseg
+from qtseg.backends import RUNTIMES
 
 DEFAULT_EXPORT_DIR = "exports"
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -144,7 +145,11 @@ def plan_rows(
     references: dict[str, tuple[str | None, str | None]],
     threads: int,
 ) -> list[RowSpec]:
-    """Row specs: per group the PyTorch rows of the device (reference first), then its artifacts."""
+    """Row specs: per group the PyTorch rows of the device (reference first), then its artifacts.
+
+    With ``cfg.cuda_graph`` an artifact whose runtime replays CUDA graphs gets
+    a second row (id ``<dir>+graph@<device>``) right after its plain one.
+    """
     common: dict[str, Any] = {
         "threads": threads,
         "batches": tuple(cfg.batches),
@@ -170,6 +175,8 @@ def plan_rows(
         ref_file, ref_note = references[group.key]
         torch_path = str(group.checkpoint) if group.checkpoint else ""
         for variant in variants_for(device):
+            if cfg.variants and variant.name not in cfg.variants:
+                continue
             specs.append(
                 RowSpec(
                     id=unique(f"{group.key}_torch-{variant.name}@{device}"),
@@ -185,19 +192,27 @@ def plan_rows(
                     **common,
                 )
             )
-        for path in group.artifacts:
-            specs.append(
-                RowSpec(
-                    id=unique(f"{path.name}@{device}"),
-                    kind="artifact",
-                    path=str(path),
-                    model_key=group.key,
-                    device=device,
-                    reference_logits=ref_file,
-                    reference_note=ref_note,
-                    **common,
-                )
+        for path, manifest in zip(group.artifacts, group.manifests):
+            graph_too = (
+                cfg.cuda_graph
+                and device.startswith("cuda")
+                and manifest.runtime.device in (None, "cuda")
+                and RUNTIMES[manifest.runtime.name].cuda_graph
             )
+            for graph in (False, True) if graph_too else (False,):
+                specs.append(
+                    RowSpec(
+                        id=unique(f"{path.name}{'+graph' if graph else ''}@{device}"),
+                        kind="artifact",
+                        path=str(path),
+                        model_key=group.key,
+                        device=device,
+                        reference_logits=ref_file,
+                        reference_note=ref_note,
+                        cuda_graph=graph,
+                        **common,
+                    )
+                )
     return specs
 
 

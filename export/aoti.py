@@ -10,15 +10,29 @@ it was compiled on (recorded as ``AOTI_CPU_ISA``), a CUDA package the GPU
 architecture. Both need the torch they were built with (``versions.torch``)
 to load. Input checks are the backend's job: the compiled code does not check
 shapes (see :mod:`qtseg.backends.aoti_backend`).
+
+The C++ compiler is chosen by :func:`package_compiler`: Inductor's own
+choice (``$CXX``, else ``g++``) unless it links libstdc++ statically into
+shared libraries -- such a package crashes the loader (issue 16: the lent
+H200 image sets ``CXX`` to such a wrapper) -- then the first compiler on
+``PATH`` that links it dynamically. Every built package is checked again
+(:func:`qtseg.backends.aoti_backend.package_library`) before the gate loads it.
+
+CUDA targets compile the model as the GPU fast path runs it (BatchNorm folded,
+attention as matrix products; :func:`qtseg.backends.torch_backend.prepare_model`);
+``aoti-cuda-fp16`` has FP16 weights and activations with float32 input and
+output. The CPU ``aoti`` target compiles the model unchanged.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
+import functools
 import json
 import os
 import shutil
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,8 +47,9 @@ from qtseg.export.wrapper import INPUT_NAME, OUTPUT_NAME, assert_eval, prepare
 from torch import nn
 
 import qtseg
-from qtseg.backends.aoti_backend import META_PREFIX, read_package_metadata
+from qtseg.backends.aoti_backend import META_PREFIX, package_library, read_package_metadata
 from qtseg.backends.base import TensorMeta
+from qtseg.backends.torch_backend import TorchOptions, prepare_model
 from qtseg.checkpoint import load_checkpoint
 from qtseg.provenance import config_hash
 
@@ -42,14 +57,25 @@ PACKAGE = "model.pt2"
 DEVICES = ("cpu", "cuda")
 
 
-class Fp16Compute(nn.Module):
-    """float32 image in, float32 logits out, CUDA autocast (float16) inside.
+# How CUDA targets run the model (the GPU fast path's transforms, FP32 weights here;
+# aoti-cuda-fp16 then casts the weights to FP16).
+CUDA_OPTIONS = TorchOptions(fold_bn=True, math_attention=True)
+PROBE_SOURCE = (
+    "#include <locale>\n"
+    'extern "C" int qtseg_probe() { return (int)std::locale::classic().name().size(); }\n'
+)
 
-    Autocast keeps reductions and normalisations (softmax, layer norm, ...) in
-    FP32, unlike casting the whole model to half.
+
+class Fp16Compute(nn.Module):
+    """float32 image in, float32 logits out, FP16 weights and activations inside.
+
+    Casting the weights (instead of autocast) leaves no per-call weight casts
+    in the compiled graph. Layer norms and softmaxes accumulate in FP32 inside
+    their kernels; the channel attention computes its affinity in FP32
+    explicitly (:class:`qtseg.models.qtseg_v2.ChannelAttention`).
 
     Arguments:
-        inner: the eval-mode export wrapper, on a CUDA device.
+        inner: the eval-mode export wrapper, cast to float16, on a CUDA device.
     """
 
     def __init__(self, inner: nn.Module) -> None:
@@ -58,9 +84,74 @@ class Fp16Compute(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float32 -> (N, C, H, W) float32 logits."""
-        with torch.autocast(device_type="cuda", dtype=torch.float16):
-            logits = self.inner(image)
-        return logits.float()
+        return self.inner(image.to(torch.float16)).float()
+
+
+def _cxx_runtime(cxx: str) -> str:
+    """How ``cxx`` links libstdc++ into a shared library: "dynamic", "static", "none" or an error."""
+    from qtseg.backends.elf import read_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="qtseg-cxx-") as tmp:
+        src, lib = Path(tmp) / "probe.cpp", Path(tmp) / "probe.so"
+        src.write_text(PROBE_SOURCE)
+        try:
+            run = subprocess.run(
+                [cxx, "-shared", "-fPIC", str(src), "-o", str(lib)],
+                capture_output=True, text=True, timeout=120, check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"cannot run ({exc})"
+        if run.returncode != 0 or not lib.is_file():
+            return f"cannot build a shared library (exit {run.returncode})"
+        with lib.open("rb") as f:
+            return read_dynamic(f).cxx_runtime
+
+
+@functools.cache
+def package_compiler() -> str:
+    """The C++ compiler AOTInductor packages are built with (see the module doc).
+
+    Raises:
+        RuntimeError: no compiler here links libstdc++ into shared libraries dynamically.
+    """
+    from torch._inductor.cpp_builder import get_cpp_compiler
+
+    try:
+        candidates = [get_cpp_compiler()]
+    except Exception:  # noqa: BLE001 - Inductor's own choice is missing: try the PATH
+        candidates = []
+    candidates += [c for c in (shutil.which(n) for n in ("g++", "c++", "clang++")) if c]
+    tried: list[str] = []
+    for cxx in dict.fromkeys(candidates):
+        runtime = _cxx_runtime(cxx)
+        if runtime == "dynamic":
+            return cxx
+        tried.append(f"{cxx}: {runtime}")
+    raise RuntimeError(
+        "no C++ compiler here links libstdc++ dynamically into shared libraries, which "
+        f"AOTInductor packages need ({'; '.join(tried) or 'none found'}); install g++ or set CXX"
+    )
+
+
+def compile_package(program: Any, path: Path, metadata: dict[str, str]) -> str:
+    """``aoti_compile_and_package`` with :func:`package_compiler`; returns the compiler used.
+
+    Raises:
+        RuntimeError: the built library still carries its own libstdc++.
+    """
+    cxx = package_compiler()
+    torch._inductor.aoti_compile_and_package(
+        program,
+        package_path=str(path),
+        inductor_configs={"aot_inductor.metadata": metadata, "cpp.cxx": (cxx,)},
+    )
+    member, runtime = package_library(path)
+    if runtime == "static":
+        raise RuntimeError(
+            f"{Path(member).name} was linked with its own copy of libstdc++ by {cxx}; "
+            "the AOTInductor loader would crash on it"
+        )
+    return cxx
 
 
 def target_device(target: Target) -> str:
@@ -105,9 +196,10 @@ def _check_toolchain(device: str) -> None:
 
 def _module_for(job: ExportJob, device: str, precision: str) -> nn.Module:
     """The eval-mode wrapper on ``device``; the job's own model stays on CPU for the reference."""
-    model = job.model if device == "cpu" else copy.deepcopy(job.model)
-    wrapper = prepare(model).to(device)
-    return Fp16Compute(wrapper).eval() if precision == "fp16" else wrapper
+    if device == "cpu":
+        return prepare(job.model)
+    wrapper = prepare(prepare_model(job.model, CUDA_OPTIONS, device))  # a transformed copy
+    return Fp16Compute(wrapper.half()).eval() if precision == "fp16" else wrapper
 
 
 def export_program(job: ExportJob, device: str, precision: str) -> Any:
@@ -180,9 +272,7 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
     path = staging / PACKAGE
     start = time.perf_counter()
     with job.progress.step(f"AOTInductor compile + package for {device} (minutes on CPU)"):
-        torch._inductor.aoti_compile_and_package(
-            program, package_path=str(path), inductor_configs={"aot_inductor.metadata": metadata}
-        )
+        cxx = compile_package(program, path, metadata)
     seconds = time.perf_counter() - start
     built = read_package_metadata(path)
 
@@ -203,7 +293,9 @@ def build(job: ExportJob, target: Target, staging: Path) -> BuildResult:
             "compute_capability": built.get("AOTI_COMPUTE_CAPABILITY") or None,
             "torch": torch.__version__,
             "exporter": "torch.export.export (non-strict) + aoti_compile_and_package",
-            "autocast_fp16": precision == "fp16",
+            "cxx": cxx,
+            "model_transforms": [] if device == "cpu" else ["fold_bn", "math_attention"],
+            "fp16_weights": precision == "fp16",
             "max_batch": int(metadata[META_PREFIX + "max_batch"]),
             "compile_seconds": round(seconds, 1),
             "size_bytes": path.stat().st_size,
@@ -278,8 +370,10 @@ __all__ = [
     "DEVICES",
     "PACKAGE",
     "build",
+    "compile_package",
     "export_aoti",
     "export_program",
     "for_device",
+    "package_compiler",
     "target_device",
 ]

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from qtseg.export.onnx_graph import Step, check_graph, set_io_shapes
 from qtseg.export.wrapper import ExportIO
 

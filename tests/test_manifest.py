@@ -10,7 +10,7 @@ import pytest
 from qtseg.manifest import Manifest, ManifestError, open_artifact, read_manifest_file
 
 from .artifacts import make_manifest, manifest_dict, write_manifest_dict
-from .backends.conftest import make_conv_onnx
+from .backends.conftest import make_conv_onnx, make_conv_openvino_artifact
 
 
 @pytest.fixture()
@@ -124,13 +124,7 @@ def test_preprocess_json_must_equal_the_embedded_spec(art):
 
 
 def test_openvino_manifest_must_state_its_inference_precision(tmp_path):
-    import openvino as ov
-
-    folder = tmp_path / "ov"
-    folder.mkdir()
-    onnx_path = make_conv_onnx(tmp_path / "m.onnx")
-    ov.save_model(ov.convert_model(str(onnx_path)), str(folder / "model.xml"))
-    make_manifest(folder, fmt="openvino", files={"model": "model.xml", "weights": "model.bin"})
+    folder = make_conv_openvino_artifact(tmp_path / "ov")
     assert open_artifact(folder).manifest.runtime.properties == {"INFERENCE_PRECISION_HINT": "f32"}
     _tamper(folder, lambda d: d["runtime"].update(properties={}))
     with pytest.raises(ManifestError, match="INFERENCE_PRECISION_HINT"):

@@ -1,4 +1,4 @@
-"""Measure FP16 block-list candidates on real images: ``python -m qtseg.export.fp16_study``.
+"""Measure FP16 block-list candidates on real images: ``python tools/fp16_study.py``.
 
 For each candidate block list the FP32 graph of a checkpoint is converted
 to FP16, run on ONNX Runtime CPU and compared with PyTorch FP32 through the
@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
 from qtseg.export.onnx_fp16 import BlockList
 
 CANDIDATES: dict[str, BlockList] = {
@@ -57,16 +58,15 @@ def channel_affinity_peak(model: torch.nn.Module, x: torch.Tensor) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print one parity line per candidate block list."""
-    from qtseg.export import onnx_graph
-    from qtseg.export.onnx_fp16 import convert_to_fp16
-    from qtseg.evaluation import SampleSet, check_parity, infer_logits
-    from qtseg.export.wrapper import ExportIO
-
     from qtseg.backends.onnxruntime_backend import OnnxRuntimeBackend
     from qtseg.backends.torch_backend import TorchBackend
     from qtseg.checkpoint import load_checkpoint
+    from qtseg.evaluation import SampleSet, check_parity, infer_logits
+    from qtseg.export import onnx_graph
+    from qtseg.export.onnx_fp16 import convert_to_fp16
+    from qtseg.export.wrapper import ExportIO
 
-    p = argparse.ArgumentParser(prog="python -m qtseg.export.fp16_study")
+    p = argparse.ArgumentParser(prog="python tools/fp16_study.py")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--samples", required=True)
     p.add_argument("--num-samples", type=int, default=8)

@@ -19,12 +19,29 @@ Tensor Backend::infer(const Tensor& input) const {
     throw ShapeError("input tensor holds " + std::to_string(input.data.size()) + " values but its shape " +
                      shape_to_string(input.shape) + " needs " + std::to_string(input.numel()));
   }
+  if (const std::vector<int64_t> bad = non_finite_samples(input); !bad.empty()) {
+    throw NonFiniteError("input tensor holds NaN or infinite values (" + detail::sample_list(bad) +
+                             "); refused before inference",
+                         bad);
+  }
   Tensor output = run(input);
   if (output.data.size() != output.numel() || !shape_matches(output.shape, output_.shape)) {
     throw SpecError("model output '" + output_.name + "' has shape " + shape_to_string(output.shape) +
                     " but the manifest declares " + shape_to_string(output_.shape));
   }
+  if (const std::vector<int64_t> bad = non_finite_samples(output); !bad.empty()) {
+    throw NonFiniteError("model output '" + output_.name + "' holds NaN or infinite values (" +
+                             detail::sample_list(bad) +
+                             ") for finite input: the model or its weights are broken; no mask is made from it",
+                         bad);
+  }
   return output;
+}
+
+std::string detail::sample_list(const std::vector<int64_t>& samples) {
+  std::string out = samples.size() == 1 ? "sample " : "samples ";
+  for (std::size_t i = 0; i < samples.size(); ++i) out += (i ? ", " : "") + std::to_string(samples[i]);
+  return out + " of the batch";
 }
 
 std::vector<std::string> compiled_backends() {

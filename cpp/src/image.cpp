@@ -21,17 +21,26 @@ std::vector<uint8_t> read_file_bytes(const std::string& path) {
 
 }  // namespace
 
-Image decode_image(const uint8_t* bytes, std::size_t size, const std::string& source) {
+void detail::check_pixel_limit(uint64_t width, uint64_t height, std::size_t max_pixels, const std::string& source) {
+  if (width * height > max_pixels) {
+    throw ImageError("image " + source + " is " + std::to_string(width) + " x " + std::to_string(height) + " = " +
+                     std::to_string(width * height) + " pixels, more than the limit of " + std::to_string(max_pixels) +
+                     " (decompression bomb guard); refused before decoding (raise the limit with --max-pixels, or "
+                     "max_pixels in the C++ API)");
+  }
+}
+
+Image decode_image(const uint8_t* bytes, std::size_t size, const std::string& source, std::size_t max_pixels) {
   if (size == 0) throw ImageError("cannot decode image " + source + ": file is empty");
-  if (detail::is_png(bytes, size)) return detail::decode_png(bytes, size, source);
-  if (detail::is_jpeg(bytes, size)) return detail::decode_jpeg(bytes, size, source);
+  if (detail::is_png(bytes, size)) return detail::decode_png(bytes, size, source, max_pixels);
+  if (detail::is_jpeg(bytes, size)) return detail::decode_jpeg(bytes, size, source, max_pixels);
   throw ImageError("cannot decode image " + source +
                    ": not a PNG or JPEG file (the C++ reader supports PNG and JPEG only)");
 }
 
-Image read_image(const std::string& path) {
+Image read_image(const std::string& path, std::size_t max_pixels) {
   const std::vector<uint8_t> bytes = read_file_bytes(path);
-  return decode_image(bytes.data(), bytes.size(), path);
+  return decode_image(bytes.data(), bytes.size(), path, max_pixels);
 }
 
 Image image_from_pixels(const uint8_t* data, int height, int width, int channels,

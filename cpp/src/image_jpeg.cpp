@@ -49,13 +49,20 @@ void on_emit_message(j_common_ptr cinfo, int level) {
 
 void on_output_message(j_common_ptr) {}
 
-bool start(JpegJob* job, const uint8_t* bytes, std::size_t size) {
+bool read_header(JpegJob* job, const uint8_t* bytes, std::size_t size) {
   if (setjmp(job->jump)) return false;
   jpeg_create_decompress(&job->cinfo);
   job->created = true;
   job->cinfo.client_data = job;
   jpeg_mem_src(&job->cinfo, const_cast<unsigned char*>(bytes), static_cast<unsigned long>(size));
   jpeg_read_header(&job->cinfo, TRUE);
+  return true;
+}
+
+/// Picks the output colour space and starts decompression (which allocates
+/// the decoder's buffers, so the pixel limit is checked before it).
+bool start(JpegJob* job) {
+  if (setjmp(job->jump)) return false;
   switch (job->cinfo.jpeg_color_space) {
     case JCS_GRAYSCALE:
       job->cinfo.out_color_space = JCS_GRAYSCALE;
@@ -89,7 +96,7 @@ bool is_jpeg(const uint8_t* bytes, std::size_t size) {
   return size >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
 }
 
-Image decode_jpeg(const uint8_t* bytes, std::size_t size, const std::string& source) {
+Image decode_jpeg(const uint8_t* bytes, std::size_t size, const std::string& source, std::size_t max_pixels) {
   auto job = std::make_unique<JpegJob>();
   job->cinfo.err = jpeg_std_error(&job->err);
   job->err.error_exit = on_error_exit;
@@ -97,7 +104,9 @@ Image decode_jpeg(const uint8_t* bytes, std::size_t size, const std::string& sou
   job->err.output_message = on_output_message;
   // client_data must be set before any error can fire inside jpeg_create_decompress.
   job->cinfo.client_data = job.get();
-  if (!start(job.get(), bytes, size)) throw ImageError("cannot decode JPEG " + source + ": " + job->message);
+  if (!read_header(job.get(), bytes, size)) throw ImageError("cannot decode JPEG " + source + ": " + job->message);
+  check_pixel_limit(job->cinfo.image_width, job->cinfo.image_height, max_pixels, source);
+  if (!start(job.get())) throw ImageError("cannot decode JPEG " + source + ": " + job->message);
   if (job->unsupported_colour) {
     throw ImageError("cannot decode JPEG " + source +
                      ": CMYK/YCCK JPEGs are not supported by the C++ reader (convert to RGB first)");

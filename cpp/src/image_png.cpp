@@ -96,7 +96,7 @@ bool is_png(const uint8_t* bytes, std::size_t size) {
   return size >= 8 && png_sig_cmp(const_cast<png_bytep>(bytes), 0, 8) == 0;
 }
 
-Image decode_png(const uint8_t* bytes, std::size_t size, const std::string& source) {
+Image decode_png(const uint8_t* bytes, std::size_t size, const std::string& source, std::size_t max_pixels) {
   auto job = std::make_unique<PngJob>();
   job->data = bytes;
   job->size = size;
@@ -105,6 +105,7 @@ Image decode_png(const uint8_t* bytes, std::size_t size, const std::string& sour
   if (job->png == nullptr || job->info == nullptr) throw ImageError("cannot decode PNG " + source + ": out of memory");
   if (!read_header(job.get())) throw ImageError("cannot decode PNG " + source + ": " + job->message);
   if (job->width == 0 || job->height == 0) throw ImageError("cannot decode PNG " + source + ": empty image");
+  check_pixel_limit(job->width, job->height, max_pixels, source);
 
   job->buffer.resize(job->rowbytes * job->height);
   job->rows.resize(job->height);

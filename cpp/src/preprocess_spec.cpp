@@ -26,9 +26,12 @@ std::array<float, 3> three_floats(const detail::Json& value, const std::string& 
 }  // namespace
 
 PreprocessSpec PreprocessSpec::from_json(const std::string& text, const std::string& source) {
+  return detail::preprocess_spec_from_json(detail::parse_json(text, source), source);
+}
+
+PreprocessSpec detail::preprocess_spec_from_json(const detail::Json& data, const std::string& source) {
   using detail::as_integer;
   using detail::as_string;
-  const detail::Json data = detail::parse_json(text, source);
   if (!data.is_object()) throw SpecError(source + ": expected a JSON object");
   std::string unknown;
   for (const auto& item : data.items()) {

@@ -2,12 +2,13 @@
 
 #include <algorithm>
 
+#include "backends/factories.hpp"
 #include "qtseg/errors.hpp"
 
 namespace qtseg {
 
-Segmenter::Segmenter(const std::string& artifact_dir, const BackendOptions& options)
-    : manifest_(Manifest::load(artifact_dir)), backend_(open_backend(manifest_, options)) {}
+Segmenter::Segmenter(const std::string& artifact_dir, const BackendOptions& options, const LoadOptions& load_options)
+    : manifest_(Manifest::load(artifact_dir, load_options)), backend_(open_backend(manifest_, options)) {}
 
 Tensor Segmenter::preprocess(const std::vector<Image>& images) const { return qtseg::preprocess(images, spec()); }
 
@@ -16,8 +17,8 @@ Tensor Segmenter::infer(const Tensor& input) const {
     throw ShapeError("infer() expects an (N, 3, H, W) tensor, got " + shape_to_string(input.shape));
   }
   const int64_t n = input.shape[0];
-  const int64_t batch = backend_->input_meta().shape.empty() ? -1 : backend_->input_meta().shape[0];
-  if (batch == -1 || batch == n) return backend_->infer(input);
+  const int64_t chunk_size = backend_->input_meta().shape.empty() ? -1 : backend_->input_meta().shape[0];
+  if (chunk_size == -1 || chunk_size == n) return backend_->infer(input);
 
   // Fixed batch size B != N: run chunks of B, zero-padding the last one.
   if (input.data.size() != input.numel()) {
@@ -25,22 +26,44 @@ Tensor Segmenter::infer(const Tensor& input) const {
                      shape_to_string(input.shape) + " needs " + std::to_string(input.numel()));
   }
   const std::size_t per_sample = input.numel() / static_cast<std::size_t>(n);
-  Tensor chunk(input.shape);
-  chunk.shape[0] = batch;
-  chunk.data.assign(per_sample * static_cast<std::size_t>(batch), 0.0f);
   Tensor output;
-  for (int64_t start = 0; start < n; start += batch) {
-    const int64_t take = std::min(batch, n - start);
+  std::vector<int64_t> bad;
+  std::string first_problem;
+  Tensor chunk;
+  chunk.shape = input.shape;
+  chunk.shape[0] = chunk_size;
+  chunk.data.resize(per_sample * static_cast<std::size_t>(chunk_size));
+  for (int64_t start = 0; start < n; start += chunk_size) {
+    const int64_t take = std::min(chunk_size, n - start);
     std::fill(chunk.data.begin(), chunk.data.end(), 0.0f);
     std::copy_n(input.data.begin() + start * per_sample, take * per_sample, chunk.data.begin());
-    const Tensor part = backend_->infer(chunk);
-    const std::size_t out_per_sample = part.numel() / static_cast<std::size_t>(batch);
+    Tensor part;
+    try {
+      part = backend_->infer(chunk);
+    } catch (const NonFiniteError& e) {
+      // Keep going so the error names every bad sample of the call, not just this chunk's.
+      for (int64_t i : e.samples()) {
+        if (i < take) bad.push_back(start + i);
+      }
+      if (first_problem.empty()) first_problem = e.what();
+      continue;
+    }
+    const std::size_t out_per_sample = part.numel() / static_cast<std::size_t>(part.shape[0]);
     if (output.shape.empty()) {
       output.shape = part.shape;
       output.shape[0] = n;
-      output.data.reserve(out_per_sample * static_cast<std::size_t>(n));
+      output.data.assign(out_per_sample * static_cast<std::size_t>(n), 0.0f);
     }
-    output.data.insert(output.data.end(), part.data.begin(), part.data.begin() + take * out_per_sample);
+    std::copy_n(part.data.begin(), take * out_per_sample, output.data.begin() + start * out_per_sample);
+  }
+  if (!first_problem.empty()) {
+    // The backend's message with this call's sample indices instead of the chunk's.
+    const std::size_t open = first_problem.find(" (");
+    const std::size_t close = first_problem.find(')', open);
+    const std::string samples = bad.empty() ? std::string("padding samples only") : detail::sample_list(bad);
+    throw NonFiniteError(first_problem.substr(0, open) + " (" + samples + ", run in chunks of " +
+                             std::to_string(chunk_size) + ")" + first_problem.substr(close + 1),
+                         bad);
   }
   return output;
 }

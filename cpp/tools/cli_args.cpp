@@ -20,6 +20,20 @@ int parse_int(const std::string& flag, const std::string& text, int minimum) {
   return value;
 }
 
+std::size_t parse_count(const std::string& flag, const std::string& text) {
+  std::size_t used = 0;
+  unsigned long long value = 0;
+  try {
+    value = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || text.empty() || text[0] == '-' || value < 1) {
+    throw UsageError(flag + " expects an integer >= 1, got '" + text + "'");
+  }
+  return static_cast<std::size_t>(value);
+}
+
 std::vector<int64_t> parse_shape(const std::string& text) {
   std::vector<int64_t> shape;
   std::stringstream in(text);
@@ -43,6 +57,7 @@ void check_combinations(const Options& o) {
     throw UsageError("--spec only preprocesses: --output, --dump-logits and --bench need --artifact");
   }
   if (!o.dump_decoded.empty() && o.inputs.empty()) throw UsageError("--dump-decoded needs --input images");
+  if (!o.verify_hashes && o.artifact.empty()) throw UsageError("--no-verify-hashes needs --artifact");
 }
 
 }  // namespace
@@ -51,7 +66,8 @@ std::string usage() {
   return R"(usage: qtseg_infer --artifact DIR (--input IMAGE [--output MASK.png]... | --input-tensor FILE [--input-shape N,3,H,W])
                    [--bench N] [--warmup N] [--backend auto|openvino|ort|tensorrt] [--device CPU] [--threads N]
                    [--mask-values scaled|labels] [--dump-decoded F] [--dump-input F] [--dump-logits F]
-       qtseg_infer --spec preprocess.json --input IMAGE... [--dump-decoded F] [--dump-input F]
+                   [--max-pixels N] [--strict] [--no-verify-hashes]
+       qtseg_infer --spec preprocess.json --input IMAGE... [--dump-decoded F] [--dump-input F] [--max-pixels N]
        qtseg_infer --list-backends | --version | --help
 
 Segments PNG/JPEG images with an exported qtseg artifact (manifest.json + preprocess.json + model files).
@@ -64,7 +80,13 @@ Segments PNG/JPEG images with an exported qtseg artifact (manifest.json + prepro
   --dump-input F         preprocessed model input, raw little-endian float32 NCHW
   --dump-logits F        model output, raw little-endian float32 NCHW
   --spec FILE            preprocessing only (no model): with --dump-input/--dump-decoded
-Exit status: 0 ok, 1 error (one line on stderr), 2 bad command line.
+  --max-pixels N         refuse images with more than N pixels (default 100000000), before decoding
+  --strict               stop at the first image that fails (default: report it, go on, fail at the end)
+  --no-verify-hashes     skip the SHA-256 check of the artifact's files (sizes and paths are still checked)
+An image that cannot be decoded, or whose logits are NaN/Inf, is reported on stderr and skipped; the others
+are processed, a summary line follows and the exit status is 1. With failures, the dumps hold the images
+that succeeded, in input order.
+Exit status: 0 ok, 1 error (one line on stderr per error), 2 bad command line.
 )";
 }
 
@@ -90,6 +112,9 @@ Options parse_args(int argc, char** argv) {
     else if (flag == "--threads") o.threads = parse_int(flag, value(), 0);
     else if (flag == "--bench") o.bench = parse_int(flag, value(), 0);
     else if (flag == "--warmup") o.warmup = parse_int(flag, value(), 0);
+    else if (flag == "--max-pixels") o.max_pixels = parse_count(flag, value());
+    else if (flag == "--no-verify-hashes") o.verify_hashes = false;
+    else if (flag == "--strict") o.strict = true;
     else if (flag == "--mask-values") {
       const std::string v = value();
       if (v != "scaled" && v != "labels") throw UsageError("--mask-values must be 'scaled' or 'labels', got '" + v + "'");

@@ -1,6 +1,7 @@
 // Command-line options of qtseg_infer and their parser.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -30,6 +31,9 @@ struct Options {
   int threads = 0;                        // --threads
   int bench = 0;                          // --bench N
   int warmup = 3;                         // --warmup N
+  bool verify_hashes = true;              // --no-verify-hashes turns it off
+  std::size_t max_pixels = 100'000'000;   // --max-pixels N (qtseg::kDefaultMaxPixels)
+  bool strict = false;                    // --strict: stop at the first failed image
   bool list_backends = false;             // --list-backends
   bool help = false;                      // --help
   bool version = false;                   // --version

@@ -48,6 +48,13 @@ void write_floats(const std::string& path, const qtseg::Tensor& tensor) {
   write_raw(path, data.data(), data.size() * sizeof(float));
 }
 
+/// Decoded images, raw uint8 RGB HWC, concatenated.
+void write_decoded(const std::string& path, const std::vector<qtseg::Image>& images) {
+  std::vector<uint8_t> all;
+  for (const auto& image : images) all.insert(all.end(), image.pixels.begin(), image.pixels.end());
+  write_raw(path, all.data(), all.size());
+}
+
 qtseg::Tensor read_floats(const std::string& path, std::vector<int64_t> shape) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw qtseg::Error("cannot open input tensor " + path);
@@ -109,6 +116,40 @@ std::string describe_mask(const qtseg::Mask& mask, const qtseg::PreprocessSpec& 
   return out.str();
 }
 
+/// Runtime messages can span lines; the CLI promises one line on stderr per error.
+std::string one_line(const std::string& text);
+
+/// Images that failed (decoding or inference); each is reported on stderr at
+/// once, the summary comes at the end.
+struct Failures {
+  std::vector<std::string> inputs;
+
+  void report(const std::string& input, const std::string& message) {
+    std::cout.flush();
+    std::cerr << "qtseg_infer: error: " << one_line(message) << "\n";
+    inputs.push_back(input);
+  }
+};
+
+/// The decoded images that are still in the run, with their --input index.
+struct Batch {
+  std::vector<std::size_t> index;
+  std::vector<qtseg::Image> images;
+
+  void drop(const std::vector<int64_t>& positions) {
+    for (auto it = positions.rbegin(); it != positions.rend(); ++it) {
+      index.erase(index.begin() + *it);
+      images.erase(images.begin() + *it);
+    }
+  }
+};
+
+std::string runtime_properties_line(const qtseg::Backend& backend) {
+  std::string out;
+  for (const auto& [key, value] : backend.runtime_properties()) out += (out.empty() ? "" : ", ") + key + "=" + value;
+  return out.empty() ? "none" : out;
+}
+
 int run(const Options& o) {
   // Preprocessing-only mode needs no model.
   std::unique_ptr<qtseg::Segmenter> segmenter;
@@ -118,27 +159,52 @@ int run(const Options& o) {
     backend_options.backend = o.backend;
     backend_options.device = o.device;
     backend_options.num_threads = o.threads;
-    segmenter = std::make_unique<qtseg::Segmenter>(o.artifact, backend_options);
+    qtseg::LoadOptions load_options;
+    load_options.verify_hashes = o.verify_hashes;
+    const auto t0 = Clock::now();
+    segmenter = std::make_unique<qtseg::Segmenter>(o.artifact, backend_options, load_options);
+    const double load_ms = ms_since(t0);
     spec = segmenter->spec();
     const qtseg::Manifest& m = segmenter->manifest();
-    std::cout << "artifact: " << m.directory << " (model " << (m.model_name.empty() ? "?" : m.model_name)
-              << ", target " << (m.target.empty() ? "?" : m.target) << ", format " << m.format << ")\n"
-              << "backend: " << segmenter->backend().describe() << "\n";
+    std::cout << "artifact: " << m.directory << " (model " << m.model.name << ", target " << m.target << ", format "
+              << m.format << ", precision " << m.precision << ")\n"
+              << "verified: " << m.files.size() << " files, sizes"
+              << (o.verify_hashes ? " and SHA-256" : " only (--no-verify-hashes)") << "; loaded in " << std::fixed
+              << std::setprecision(1) << load_ms << " ms\n"
+              << std::defaultfloat << "backend: " << segmenter->backend().describe() << "\n"
+              << "runtime properties: " << runtime_properties_line(segmenter->backend()) << "\n";
   } else {
     spec = qtseg::PreprocessSpec::load(o.spec);
   }
 
-  std::vector<qtseg::Image> images;
-  for (const std::string& path : o.inputs) images.push_back(qtseg::read_image(path));
-  if (!o.dump_decoded.empty()) {
-    std::vector<uint8_t> all;
-    for (const auto& image : images) all.insert(all.end(), image.pixels.begin(), image.pixels.end());
-    write_raw(o.dump_decoded, all.data(), all.size());
+  Failures failures;
+  Batch batch;
+  for (std::size_t i = 0; i < o.inputs.size(); ++i) {
+    try {
+      batch.images.push_back(qtseg::read_image(o.inputs[i], o.max_pixels));
+      batch.index.push_back(i);
+    } catch (const qtseg::ImageError& e) {
+      failures.report(o.inputs[i], e.what());
+      if (o.strict) return 1;
+    }
   }
+  const auto summary = [&]() {
+    if (o.inputs.size() > 1 || !failures.inputs.empty()) {
+      std::cout << "summary: " << o.inputs.size() - failures.inputs.size() << " of " << o.inputs.size()
+                << " images segmented";
+      if (!failures.inputs.empty()) {
+        std::cout << ", " << failures.inputs.size() << " failed:";
+        for (const auto& input : failures.inputs) std::cout << " " << input;
+      }
+      std::cout << "\n";
+    }
+    return failures.inputs.empty() ? 0 : 1;
+  };
+  if (!o.inputs.empty() && batch.images.empty()) return summary();
 
   qtseg::Tensor input;
   if (o.input_tensor.empty()) {
-    input = qtseg::preprocess(images, spec);
+    input = qtseg::preprocess(batch.images, spec);
   } else {
     std::vector<int64_t> shape = o.input_shape;
     if (shape.empty()) {
@@ -150,25 +216,47 @@ int run(const Options& o) {
     }
     input = read_floats(o.input_tensor, shape);
   }
-  if (!o.dump_input.empty()) write_floats(o.dump_input, input);
-  std::cout << "input: " << qtseg::shape_to_string(input.shape) << "\n";
-  if (!segmenter) return 0;
+  if (!segmenter) {
+    if (!o.dump_decoded.empty()) write_decoded(o.dump_decoded, batch.images);
+    if (!o.dump_input.empty()) write_floats(o.dump_input, input);
+    std::cout << "input: " << qtseg::shape_to_string(input.shape) << "\n";
+    return summary();
+  }
 
-  const qtseg::Tensor logits = segmenter->infer(input);
+  // A model that turns some images into NaN/Inf logits: those images fail,
+  // the others are run again without them (a raw --input-tensor just fails).
+  qtseg::Tensor logits;
+  while (true) {
+    try {
+      logits = segmenter->infer(input);
+      break;
+    } catch (const qtseg::NonFiniteError& e) {
+      if (!o.input_tensor.empty() || e.samples().empty()) throw;
+      for (int64_t k : e.samples()) failures.report(o.inputs[batch.index[k]], o.inputs[batch.index[k]] + ": " + e.what());
+      if (o.strict) return 1;
+      batch.drop(e.samples());
+      if (batch.images.empty()) return summary();
+      input = qtseg::preprocess(batch.images, spec);
+    }
+  }
+  if (!o.dump_decoded.empty()) write_decoded(o.dump_decoded, batch.images);
+  if (!o.dump_input.empty()) write_floats(o.dump_input, input);
   if (!o.dump_logits.empty()) write_floats(o.dump_logits, logits);
+  std::cout << "input: " << qtseg::shape_to_string(input.shape) << "\n";
   std::cout << "logits: " << qtseg::shape_to_string(logits.shape) << "\n";
 
   std::vector<std::array<int, 2>> sizes;
-  for (const auto& image : images) sizes.push_back({image.height, image.width});
-  if (!images.empty()) {
+  for (const auto& image : batch.images) sizes.push_back({image.height, image.width});
+  if (!batch.images.empty()) {
     const std::vector<qtseg::Mask> masks = segmenter->postprocess(logits, sizes);
     const auto encoding = o.raw_labels ? qtseg::MaskEncoding::kLabels : qtseg::MaskEncoding::kScaled;
     for (std::size_t i = 0; i < masks.size(); ++i) {
-      std::cout << o.inputs[i] << " (" << masks[i].width << "x" << masks[i].height << "): "
+      const std::size_t k = batch.index[i];
+      std::cout << o.inputs[k] << " (" << masks[i].width << "x" << masks[i].height << "): "
                 << describe_mask(masks[i], spec);
       if (!o.outputs.empty()) {
-        qtseg::write_mask_png(o.outputs[i], masks[i], spec.num_classes, encoding);
-        std::cout << " -> " << o.outputs[i];
+        qtseg::write_mask_png(o.outputs[k], masks[i], spec.num_classes, encoding);
+        std::cout << " -> " << o.outputs[k];
       }
       std::cout << "\n";
     }
@@ -178,13 +266,13 @@ int run(const Options& o) {
     Stage pre{"preprocess", {}}, model{"infer", {}}, post{"postprocess", {}}, total{"end-to-end", {}};
     for (int i = 0; i < o.warmup + o.bench; ++i) {
       const auto t0 = Clock::now();
-      const qtseg::Tensor x = images.empty() ? input : segmenter->preprocess(images);
+      const qtseg::Tensor x = batch.images.empty() ? input : segmenter->preprocess(batch.images);
       const double t_pre = ms_since(t0);
       const auto t1 = Clock::now();
       const qtseg::Tensor y = segmenter->infer(x);
       const double t_model = ms_since(t1);
       const auto t2 = Clock::now();
-      if (!images.empty()) segmenter->postprocess(y, sizes);
+      if (!batch.images.empty()) segmenter->postprocess(y, sizes);
       const double t_post = ms_since(t2);
       if (i < o.warmup) continue;
       pre.ms.push_back(t_pre);
@@ -199,10 +287,9 @@ int run(const Options& o) {
               << "max" << "\n";
     for (const Stage* stage : {&pre, &model, &post, &total}) stage->print(std::cout);
   }
-  return 0;
+  return summary();
 }
 
-/// Runtime messages can span lines; the CLI promises one line on stderr.
 std::string one_line(const std::string& text) {
   std::string out;
   bool space = false;

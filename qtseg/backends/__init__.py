@@ -92,6 +92,8 @@ class Runtime:
         takes_threads: its backend accepts ``threads=N`` (intra-op CPU threads).
         extra: the pip extra that installs it (``pip install 'qtseg[EXTRA]'``).
         open: ``(artifact or checkpoint, device, **options) -> Backend``.
+        cuda_graph: its backend takes ``cuda_graph=True`` (CUDA-graph replay
+            per input shape) for artifacts built for CUDA.
     """
 
     name: str
@@ -100,6 +102,7 @@ class Runtime:
     takes_threads: bool
     extra: str
     open: Callable[..., Backend]
+    cuda_graph: bool = False
 
 
 RUNTIMES: dict[str, Runtime] = {
@@ -110,7 +113,7 @@ RUNTIMES: dict[str, Runtime] = {
         Runtime("openvino", ("openvino",), ("cpu",), True, "openvino", _open_openvino),
         Runtime("tensorrt", ("tensorrt",), ("cuda",), False, "trt", _open_tensorrt),
         Runtime("tensorrt_rtx", ("tensorrt",), ("cuda",), False, "trt", _open_tensorrt),
-        Runtime("aoti", ("aoti",), ("cpu", "cuda"), True, "all", _open_aoti),
+        Runtime("aoti", ("aoti",), ("cpu", "cuda"), True, "all", _open_aoti, cuda_graph=True),
     )
 }
 
@@ -171,9 +174,8 @@ def open_backend(
     if is_artifact_dir(path):
         art = open_artifact(path, verify_hashes=verify_hashes)
         runtime = runtime_for(art)
-        if "threads" in options and not runtime.takes_threads:
-            if options.pop("threads"):
-                raise BackendError(f"{runtime.name} takes no thread count (threads=...)")
+        if "threads" in options and not runtime.takes_threads and options.pop("threads"):
+            raise BackendError(f"{runtime.name} takes no thread count (threads=...)")
         return runtime.open(art, artifact_device(art, device), **options)
     if (path / CHECKPOINT_FILENAME).is_file():
         return _open_torch(path, device or "cpu", **options)

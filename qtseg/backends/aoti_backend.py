@@ -11,12 +11,22 @@ Packages written by ``qtseg-export --target aoti`` also carry ``qtseg.*``
 metadata (input shape, batch range, precision); the compiled code itself does
 not check input shapes unless ``AOTI_RUNTIME_CHECK_INPUTS=1`` is set, so this
 backend enforces them (including the batch maximum of a dynamic batch).
+
+Before loading, the package's shared library is read (not loaded) to check
+that it links the C++ runtime dynamically: a library with a private copy of
+libstdc++ crashes torch 2.11's loader (issue 16, :mod:`qtseg.backends.elf`),
+so it is refused with a :class:`BackendError` instead. The package is loaded
+with ``torch._C._aoti.AOTIModelPackageLoader`` directly: the Python wrapper
+``aoti_load_package`` first runs Inductor's CPU-ISA probe, which compiles
+test programs (about 50 s per process on the lent H200 VM) only to log a
+warning.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -54,6 +64,45 @@ def read_package_metadata(package: str | Path) -> dict[str, str]:
     return dict(meta)
 
 
+def package_library(package: str | Path) -> tuple[str, str]:
+    """``(member name, C++ runtime)`` of the model's shared library inside ``package``.
+
+    The runtime is ``"dynamic"``, ``"static"`` or ``"none"`` (see
+    :class:`qtseg.backends.elf.DynamicInfo`); the library is read, not loaded.
+
+    Raises:
+        BackendError: no readable shared library for the model in the package.
+    """
+    from qtseg.backends.elf import read_dynamic
+
+    marker = f"/data/aotinductor/{MODEL_NAME}/"
+    try:
+        with zipfile.ZipFile(package) as archive:
+            names = [n for n in archive.namelist() if marker in n and n.endswith(".so")]
+            if not names:
+                raise BackendError(f"{package}: no shared library for {MODEL_NAME!r} in the package")
+            with archive.open(names[0]) as member:
+                return names[0], read_dynamic(member).cxx_runtime
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise BackendError(f"{package}: unreadable shared library in the package: {exc}") from None
+
+
+def check_package_library(package: str | Path) -> None:
+    """Refuse a package whose library carries its own libstdc++ (it would crash the loader).
+
+    Raises:
+        BackendError: one line naming the problem and the remedy.
+    """
+    member, runtime = package_library(package)
+    if runtime == "static":
+        raise BackendError(
+            f"{Path(package).name}: its library {Path(member).name} contains its own copy of "
+            "libstdc++ (linked with -static-libstdc++), which crashes the AOTInductor loader; "
+            "export it again with a C++ compiler that links libstdc++ dynamically "
+            "(qtseg-export checks its compiler; see docs/aoti.md)"
+        )
+
+
 def _input_meta_from_package(meta: dict[str, str]) -> TensorMeta | None:
     text = meta.get(META_PREFIX + "input")
     if not text:
@@ -89,6 +138,12 @@ class AotiBackend(Backend):
             metadata (a dynamic batch is compiled for 1..max), else no limit.
         threads: intra-op threads for CPU packages (0 = torch default). This
             sets ``torch.set_num_threads`` for the whole process.
+        cuda_graph: replay one CUDA graph per input shape (CUDA packages only;
+            see :mod:`qtseg.backends.cuda_graph`). The package is then loaded
+            with AOTInductor's single-threaded runner: the default one records
+            and queries a CUDA event around every run to share model instances
+            between threads, and that query invalidates a capture (measured on
+            the H200, issue 16). The capture uses CUDA's relaxed mode as well.
     """
 
     name = "aoti"
@@ -102,6 +157,7 @@ class AotiBackend(Backend):
         inputs: list[TensorMeta] | None = None,
         max_batch: int | None = None,
         threads: int = 0,
+        cuda_graph: bool = False,
     ) -> None:
         import torch
 
@@ -119,11 +175,23 @@ class AotiBackend(Backend):
         self.max_batch = max_batch
         if threads > 0:
             torch.set_num_threads(int(threads))
+        if cuda_graph and not self.device.startswith("cuda"):
+            raise BackendError("aoti backend: cuda_graph needs a CUDA package")
+        check_package_library(package)
         index = _device_index(self.device) if self.device.startswith("cuda") else -1
         try:
-            self._model = torch._inductor.aoti_load_package(str(package), device_index=index)
+            self._run = _load(str(package), index, single_threaded=cuda_graph)
         except RuntimeError as exc:
             raise BackendError(f"AOTInductor could not load {package}: {exc}") from None
+        self.cuda_graph = cuda_graph
+        self._graphs = None
+        if cuda_graph:
+            from qtseg.backends.cuda_graph import GraphReplay
+
+            self._graphs = GraphReplay(self._forward, device=self.device, relaxed=True)
+        if self.device.startswith("cuda"):
+            # the bench times a backend with CUDA events when it has a device_call
+            self.device_call = self._device_call
 
     def _pick_device(self, requested: str | None) -> str:
         torch = self._torch
@@ -178,16 +246,40 @@ class AotiBackend(Backend):
         finally:
             torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
+    def _forward(self, x: Any) -> Any:
+        """float32 tensor on the package's device -> its logits (no graph)."""
+        with self._torch.inference_mode(), self._ieee_fp32():
+            out = self._run(x)
+        return out[0] if isinstance(out, (list, tuple)) else out
+
+    def run_device(self, x: Any) -> Any:
+        """``(N, 3, H, W)`` float32 tensor on the package's device -> logits there.
+
+        With ``cuda_graph`` the result is the graph's output buffer, overwritten
+        by the next call with the same shape.
+        """
+        return self._graphs(x) if self._graphs is not None else self._forward(x)
+
+    def _device_call(self, x: np.ndarray) -> Callable[[], Any]:
+        """A no-argument callable running the package on ``x`` already copied to the GPU.
+
+        Exposed as ``device_call`` for CUDA packages only.
+        """
+        self.check_input(x)
+        xt = self._torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+        return lambda: self.run_device(xt)
+
+    def peak_memory_mb(self) -> float | None:
+        """``torch.cuda.max_memory_allocated`` in MiB (``None`` for CPU packages)."""
+        if not self.device.startswith("cuda"):
+            return None
+        return self._torch.cuda.max_memory_allocated(self.device) / 2**20
+
     def _infer(self, x: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        tensor = torch.from_numpy(x)
+        tensor = self._torch.from_numpy(x)
         if self.device.startswith("cuda"):
             tensor = tensor.to(self.device)
-        with torch.inference_mode(), self._ieee_fp32():
-            out = self._model(tensor)
-        if isinstance(out, (list, tuple)):
-            out = out[0]
-        return out.float().cpu().numpy()
+        return self.run_device(tensor).float().cpu().numpy()
 
     def _describe(self) -> dict[str, Any]:
         meta = self.package_metadata
@@ -196,8 +288,31 @@ class AotiBackend(Backend):
             "compiled_for": self.compiled_for,
             "cpu_isa": meta.get("AOTI_CPU_ISA") or None,
             "compute_capability": meta.get("AOTI_COMPUTE_CAPABILITY") or None,
+            "cuda_graph": self.cuda_graph,
             "versions": {"torch": self._torch.__version__},
         }
 
     def _close(self) -> None:
-        self._model = None
+        if self._graphs is not None:
+            self._graphs.clear()
+        self._run = None
+
+
+def _load(package: str, device_index: int, *, single_threaded: bool = False) -> Callable[[Any], Any]:
+    """A callable ``tensor -> outputs`` for the package's model (see the module doc).
+
+    ``single_threaded`` selects the runner without the per-run CUDA event
+    (capturable into a CUDA graph; calls must not overlap, which one backend
+    object calling from one thread guarantees).
+    """
+    import torch
+
+    try:
+        loader = torch._C._aoti.AOTIModelPackageLoader(
+            package, MODEL_NAME, single_threaded, 1, device_index
+        )
+    except TypeError:  # another constructor signature: take the public API
+        return torch._inductor.aoti_load_package(
+            package, run_single_threaded=single_threaded, device_index=device_index
+        )
+    return lambda x: loader.run([x])

@@ -4,6 +4,11 @@
 registers every family listed below.
 """
 
+# Each family module registers its models when imported.
+from qtseg.models import hrmedseg as _hrmedseg  # noqa: F401
+from qtseg.models import icmoe as _icmoe  # noqa: F401
+from qtseg.models import qtseg_v1 as _qtseg_v1  # noqa: F401
+from qtseg.models import qtseg_v2 as _qtseg_v2  # noqa: F401
 from qtseg.models.registry import (
     UnknownModelError,
     config_dict,
@@ -13,13 +18,6 @@ from qtseg.models.registry import (
     make_config,
     register_model,
 )
-
-# Each import registers one model family.
-# (model family imports are added below)
-from qtseg.models import qtseg_v2 as _qtseg_v2  # noqa: F401
-from qtseg.models import qtseg_v1 as _qtseg_v1  # noqa: F401
-from qtseg.models import hrmedseg as _hrmedseg  # noqa: F401
-from qtseg.models import icmoe as _icmoe  # noqa: F401
 
 __all__ = [
     "UnknownModelError",

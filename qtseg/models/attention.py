@@ -74,11 +74,11 @@ def fourier_positional_encoding(gaussian: torch.Tensor, height: int, width: int)
     matrix ``gaussian`` of shape ``(2, C // 2)`` and encoded as ``[sin, cos]``.
 
     Returns:
-        ``(1, C, height, width)`` float32 tensor on ``gaussian``'s device.
+        ``(1, C, height, width)`` tensor of ``gaussian``'s dtype and device.
     """
-    dev = gaussian.device
-    ys = (torch.arange(height, device=dev, dtype=torch.float32) + 0.5) / height
-    xs = (torch.arange(width, device=dev, dtype=torch.float32) + 0.5) / width
+    dev, dtype = gaussian.device, gaussian.dtype
+    ys = (torch.arange(height, device=dev, dtype=dtype) + 0.5) / height
+    xs = (torch.arange(width, device=dev, dtype=dtype) + 0.5) / width
     grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (H, W, 2) as (x, y)
     proj = (2.0 * grid - 1.0) @ gaussian * (2.0 * math.pi)
     pe = torch.cat([proj.sin(), proj.cos()], dim=-1)  # (H, W, C)

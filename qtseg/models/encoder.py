@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from qtseg.models.blocks import C2f, SPPF, Conv, ConvTranspose
+from qtseg.models.blocks import SPPF, C2f, Conv, ConvTranspose
 
 
 @dataclass(frozen=True)

@@ -15,46 +15,13 @@ import torch
 import torch.nn as nn
 
 from qtseg.models.attention import MLP, Attention
-from qtseg.models.decoder_common import QTSeg, StagePositionalEncoding, UpsampleBlock
-from qtseg.models.encoder import MLFD, FPNEncoder
+from qtseg.models.decoder_common import QTSeg, QTSegConfig, build_qtseg
 from qtseg.models.registry import register_model
 
 
 @dataclass(frozen=True)
-class QTSegV1Config:
-    """Configuration of QTSeg v1.
-
-    Attributes:
-        num_classes: output classes including background (>= 2); one query
-            token per class.
-        width: encoder base width ``n``; decoder widths are 4n, 8n, 16n.
-        img_size: input ``(height, width)``, multiples of 32; positional
-            encodings are precomputed for this size.
-        depths: hidden blocks ``h`` per decoder stage ``(stage0, stage1, stage2)``.
-        heads: attention heads.
-        mlp_dim: hidden width of the token MLP inside each two-way block.
-        pe_seed: seed of the fixed random-Fourier positional encoding.
-    """
-
-    num_classes: int = 2
-    width: int = 16
-    img_size: tuple[int, int] = (512, 512)
-    depths: tuple[int, int, int] = (1, 2, 3)
-    heads: int = 8
-    mlp_dim: int = 2048
-    pe_seed: int = 0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "img_size", tuple(int(v) for v in self.img_size))
-        object.__setattr__(self, "depths", tuple(int(v) for v in self.depths))
-        if self.num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
-        if len(self.img_size) != 2 or any(v <= 0 or v % 32 for v in self.img_size):
-            raise ValueError(f"img_size must be two positive multiples of 32, got {self.img_size}")
-        if self.width <= 0 or self.width % 4:
-            raise ValueError(f"width must be a positive multiple of 4, got {self.width}")
-        if len(self.depths) != 3 or any(d < 1 for d in self.depths):
-            raise ValueError(f"depths must be three values >= 1, got {self.depths}")
+class QTSegV1Config(QTSegConfig):
+    """Configuration of QTSeg v1 (fields: :class:`QTSegConfig`; ``depths`` are the ``h``)."""
 
 
 class TwoWayBlock(nn.Module):
@@ -147,93 +114,9 @@ class QMStage(nn.Module):
         return image.transpose(1, 2).reshape(b, c, h, w), tokens
 
 
-class MQMDecoder(nn.Module):
-    """Multi-query mask decoder: QM stages from the coarsest stage to the finest.
-
-    After each stage the features are upsampled (ConvTranspose + LayerNorm2d +
-    GELU) and added to the next stage's features; the tokens go through one
-    3-layer MLP per class to the next stage's width. The mask is the per-pixel
-    dot product of tokens and features at half the input resolution.
-
-    Arguments:
-        channels: ``(c0, c1, c2)`` channels of the three feature stages.
-        strides: their strides.
-        num_classes: number of query tokens (one per class).
-        img_size: input size the positional encodings are precomputed for.
-        depths, heads, mlp_dim, pe_seed: see :class:`QTSegV1Config`.
-    """
-
-    def __init__(
-        self,
-        *,
-        channels: tuple[int, int, int],
-        strides: tuple[int, int, int],
-        num_classes: int,
-        img_size: tuple[int, int],
-        depths: tuple[int, int, int],
-        heads: int,
-        mlp_dim: int,
-        pe_seed: int,
-    ) -> None:
-        super().__init__()
-        c0, c1, c2 = channels
-        self.query_tokens = nn.Embedding(num_classes, c2)
-        self.pos_enc = StagePositionalEncoding(
-            channels=channels, strides=strides, img_size=img_size, seed=pe_seed
-        )
-        self.stages = nn.ModuleList(
-            QMStage(c, depth=d, heads=heads, mlp_dim=mlp_dim) for c, d in zip(channels, depths)
-        )
-        # Table I: ConvTranspose_2 (-> 8n), ConvTranspose_1 (-> 4n), and two
-        # steps at stage 0 (-> 2n -> 4n) ending at 1/2 resolution.
-        self.upsample = nn.ModuleList([
-            nn.Sequential(UpsampleBlock(c0, c0 // 2), UpsampleBlock(c0 // 2, c0)),
-            UpsampleBlock(c1, c0),
-            UpsampleBlock(c2, c1),
-        ])
-        out_dims = (c0, c0, c1)
-        self.token_mlps = nn.ModuleList(
-            nn.ModuleList(MLP((c, c, c, o)) for _ in range(num_classes))
-            for c, o in zip(channels, out_dims)
-        )
-
-    def forward(self, feats: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """(F0, F1, F2) -> mask logits (B, num_classes, H/2, W/2)."""
-        batch = feats[0].shape[0]
-        # repeat (a copy) rather than expand (a view): under torch.no_grad a view
-        # of a parameter still reports requires_grad without a grad_fn, which
-        # breaks torch.utils.flop_counter's module tracking.
-        tokens = self.query_tokens.weight.unsqueeze(0).repeat(batch, 1, 1)
-        carry = None
-        for i in (2, 1, 0):
-            feat = feats[i] if carry is None else feats[i] + carry
-            pe = self.pos_enc(i, feat)
-            feat, tokens = self.stages[i](feat, pe, tokens)
-            carry = self.upsample[i](feat)
-            tokens = torch.stack(
-                [mlp(tokens[:, k]) for k, mlp in enumerate(self.token_mlps[i])], dim=1
-            )
-        b, c, h, w = carry.shape
-        return (tokens @ carry.flatten(2)).reshape(b, -1, h, w)
-
-
 @register_model(
     "qtseg-v1", QTSegV1Config, description="QTSeg v1: FPN + MLFF + multi-query mask decoder"
 )
 def build_qtseg_v1(config: QTSegV1Config) -> QTSeg:
-    """Build QTSeg v1 from its config."""
-    encoder = FPNEncoder(width=config.width)
-    channels = tuple(f.channels for f in encoder.feature_info)
-    strides = tuple(f.stride for f in encoder.feature_info)
-    decoder = MQMDecoder(
-        channels=channels,
-        strides=strides,
-        num_classes=config.num_classes,
-        img_size=config.img_size,
-        depths=config.depths,
-        heads=config.heads,
-        mlp_dim=config.mlp_dim,
-        pe_seed=config.pe_seed,
-    )
-    # The v1 paper's MLFF is the module implemented as MLFD.
-    return QTSeg(encoder=encoder, bridge=MLFD(channels=channels), decoder=decoder)
+    """Build QTSeg v1 from its config: the v2 model with query-mask (QM) decoder stages."""
+    return build_qtseg(config, stage=QMStage)

@@ -7,8 +7,9 @@ are rejected by the dataclass) and hands it to the builder.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable
+from typing import Any
 
 import torch.nn as nn
 
@@ -80,6 +81,18 @@ def create(name: str = "qtseg-v2", **cfg: Any) -> nn.Module:
     model.model_name = name
     model.config = config
     return model
+
+
+def size_pair(value: int | Sequence[int], *, name: str = "img_size") -> tuple[int, int]:
+    """A config size as ``(height, width)`` ints; an int means a square.
+
+    Raises:
+        ValueError: ``value`` is neither an int nor two values.
+    """
+    size = (value, value) if isinstance(value, int) else tuple(value)
+    if len(size) != 2:
+        raise ValueError(f"{name} must be an int or (height, width), got {value!r}")
+    return int(size[0]), int(size[1])
 
 
 def config_dict(model: nn.Module) -> dict[str, Any]:

@@ -57,37 +57,69 @@ def _workdir() -> Path:
     return path
 
 
-@cache
-def dynamic_package() -> Path:
-    """``model.pt2`` of :func:`tiny_net`, CPU, dynamic batch 1..4, with qtseg metadata."""
+def _build(name: str, device: str) -> Path:
     import torch
+    from qtseg.export.aoti import compile_package
 
-    path = _workdir() / "dynamic" / "model.pt2"
+    path = _workdir() / name / "model.pt2"
     path.parent.mkdir(parents=True)
-    example = torch.rand(2, 3, HW, HW)
+    example = torch.rand(2, 3, HW, HW, device=device)
     dim = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    program = torch.export.export(tiny_net(), (example,), dynamic_shapes=({0: dim},), strict=False)
+    net = tiny_net().to(device)
+    program = torch.export.export(net, (example,), dynamic_shapes=({0: dim},), strict=False)
     metadata = {
         "qtseg.input": json.dumps(INPUT_META),
         "qtseg.max_batch": str(MAX_BATCH),
         "qtseg.precision": "fp32",
     }
-    torch._inductor.aoti_compile_and_package(
-        program, package_path=str(path), inductor_configs={"aot_inductor.metadata": metadata}
-    )
+    compile_package(program, path, metadata)  # the exporter's compiler choice and check
     return path
 
 
-def with_metadata(src: Path, dst: Path, changes: dict[str, str]) -> Path:
-    """Copy of a real package with ``changes`` applied to its metadata JSON (e.g. device key)."""
+@cache
+def dynamic_package() -> Path:
+    """``model.pt2`` of :func:`tiny_net`, CPU, dynamic batch 1..4, with qtseg metadata."""
+    return _build("dynamic", "cpu")
+
+
+@cache
+def cuda_package() -> Path:
+    """The same for CUDA (needs a GPU)."""
+    return _build("cuda-real", "cuda")
+
+
+def with_metadata(
+    src: Path, dst: Path, changes: dict[str, str], library: bytes | None = None
+) -> Path:
+    """Copy of a real package with ``changes`` applied to its metadata JSON (e.g. device key).
+
+    ``library`` replaces the bytes of the package's shared library.
+    """
     dst.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
         for item in zin.infolist():
             data = zin.read(item.filename)
             if item.filename.endswith("_metadata.json"):
                 data = json.dumps({**json.loads(data), **changes}).encode()
+            elif library is not None and item.filename.endswith(".so"):
+                data = library
             zout.writestr(item, data)
     return dst
+
+
+def shared_library(folder: Path, *, static_libstdcxx: bool) -> bytes:
+    """A tiny C++ shared library built with g++, libstdc++ linked statically or not."""
+    import subprocess
+
+    src, lib = folder / "lib.cpp", folder / f"lib_{int(static_libstdcxx)}.so"
+    folder.mkdir(parents=True, exist_ok=True)
+    src.write_text(
+        "#include <locale>\n"
+        'extern "C" int f() { return (int)std::locale::classic().name().size(); }\n'
+    )
+    flags = ["-static-libstdc++"] if static_libstdcxx else []
+    subprocess.run(["g++", "-shared", "-fPIC", str(src), "-o", str(lib), *flags], check=True)
+    return lib.read_bytes()
 
 
 @cache

@@ -43,6 +43,19 @@ def make_conv_onnx(path: Path, *, batch: int | str = "batch", hw: int = 32, seed
     return path
 
 
+def make_conv_openvino_artifact(folder: Path) -> Path:
+    """An OpenVINO IR artifact folder (``model.xml``/``.bin`` + manifest) of the tiny model."""
+    import openvino as ov
+
+    from tests.artifacts import make_manifest
+
+    folder.mkdir()
+    onnx_path = make_conv_onnx(folder.parent / f"{folder.name}-source.onnx")
+    ov.save_model(ov.convert_model(str(onnx_path)), str(folder / "model.xml"))
+    make_manifest(folder, fmt="openvino", files={"model": "model.xml", "weights": "model.bin"})
+    return folder
+
+
 @pytest.fixture()
 def conv_onnx(tmp_path: Path) -> Path:
     """Tiny dynamic-batch ONNX file."""

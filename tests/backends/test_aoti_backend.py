@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from qtseg.backends import BackendError, NotExecutableHere, TensorMeta, open_backend
-from qtseg.backends.aoti_backend import AotiBackend, read_package_metadata
+from qtseg.backends.aoti_backend import AotiBackend, package_library, read_package_metadata
 from qtseg.preprocess import PreprocessSpec
 from tests.backends import aoti_packages as pk
 
@@ -86,6 +87,41 @@ def test_cuda_package_is_not_executable_without_a_gpu():
         pytest.skip("a CUDA device is present")
     with pytest.raises(NotExecutableHere, match="compiled for CUDA .compute capability 90."):
         AotiBackend(pk.cuda_labelled_package())
+
+
+def test_packages_built_here_link_libstdcxx_dynamically(package):
+    member, runtime = package_library(package)
+    assert member.endswith(".so") and "/data/aotinductor/model/" in member
+    assert runtime == "dynamic"
+
+
+def test_a_library_with_its_own_libstdcxx_is_refused_before_loading(package, tmp_path):
+    # torch 2.11 dies with SIGSEGV loading such a package (issue 16); the backend must refuse it
+    static = pk.shared_library(tmp_path / "lib", static_libstdcxx=True)
+    bad = pk.with_metadata(package, tmp_path / "bad" / "model.pt2", {}, library=static)
+    with pytest.raises(BackendError, match="own copy of libstdc.. .linked with -static-libstdc"):
+        AotiBackend(bad)
+
+
+def test_cuda_graph_needs_a_cuda_package(package):
+    with pytest.raises(BackendError, match="cuda_graph needs a CUDA package"):
+        AotiBackend(package, cuda_graph=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_package_runs_with_and_without_graph_replay():
+    path = pk.cuda_package()
+    x = _batch(3)
+    with AotiBackend(path) as plain, AotiBackend(path, cuda_graph=True) as graphed:
+        assert plain.describe()["compiled_for"] == "cuda"
+        want = pk.reference(x)
+        np.testing.assert_allclose(plain.infer(x), want, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(graphed.infer(x), want, rtol=0, atol=1e-4)
+        # replay with new data of the same shape, then another shape
+        np.testing.assert_allclose(graphed.infer(x[::-1].copy()), want[::-1], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(graphed.infer(x[:1]), want[:1], rtol=0, atol=1e-4)
+        assert callable(graphed.device_call(x)) and graphed.peak_memory_mb() > 0
 
 
 def test_missing_and_broken_packages_raise_backend_error(tmp_path):

@@ -12,7 +12,7 @@ from qtseg.backends.torch_backend import TorchBackend
 from qtseg.manifest import RUNTIMES as MANIFEST_RUNTIMES
 
 from ..artifacts import make_manifest, manifest_dict, write_manifest_dict
-from .conftest import make_conv_onnx, reference_conv
+from .conftest import make_conv_onnx, make_conv_openvino_artifact, reference_conv
 
 
 @pytest.fixture()
@@ -26,14 +26,7 @@ def onnx_dir(tmp_path):
 
 @pytest.fixture()
 def ov_dir(tmp_path):
-    import openvino as ov
-
-    folder = tmp_path / "a_ov"
-    folder.mkdir()
-    onnx_path = make_conv_onnx(tmp_path / "m.onnx")
-    ov.save_model(ov.convert_model(str(onnx_path)), str(folder / "model.xml"))
-    make_manifest(folder, fmt="openvino", files={"model": "model.xml", "weights": "model.bin"})
-    return folder
+    return make_conv_openvino_artifact(tmp_path / "a_ov")
 
 
 def test_onnx_and_openvino_artifacts(onnx_dir, ov_dir, batch):

@@ -52,6 +52,7 @@ def test_without_gpu_every_row_is_not_executed(tiny_checkpoint, tmp_path):
         "eager-fp16",
         "graph-fp32",
         "graph-fp16",
+        "fast-fp16",
     ]
     assert all(r["status"] == "not_executed" and "CUDA" in r["reason"] for r in report["rows"])
     assert all(r["latency"] == [] for r in report["rows"])

@@ -8,11 +8,12 @@ import torch
 from qtseg.bench.torch_variants import (
     REFERENCE_VARIANT,
     VARIANTS,
-    TorchVariantBackend,
+    open_variant,
     variants_for,
 )
 
 from qtseg.backends import NotExecutableHere
+from qtseg.backends.torch_backend import TorchOptions
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -24,8 +25,10 @@ def test_variants_per_device():
         "eager-fp16",
         "graph-fp32",
         "graph-fp16",
+        "fast-fp16",
     ]
     assert {v.precision for v in VARIANTS.values()} == {"fp32", "fp16"}
+    assert VARIANTS[REFERENCE_VARIANT].options == TorchOptions()  # the export gate's reference
 
 
 @pytest.mark.skipif(
@@ -33,24 +36,26 @@ def test_variants_per_device():
 )
 def test_without_gpu_the_backend_says_not_executable(tiny_checkpoint):
     with pytest.raises(NotExecutableHere, match="no CUDA GPU"):
-        TorchVariantBackend(tiny_checkpoint, variant="graph-fp16")
+        open_variant(tiny_checkpoint, variant="graph-fp16")
 
 
-def test_unknown_variant_is_rejected(tiny_checkpoint):
+def test_unknown_variant_or_device_is_rejected(tiny_checkpoint):
     with pytest.raises(ValueError, match="unknown torch variant"):
-        TorchVariantBackend(tiny_checkpoint, variant="eager-int4")
+        open_variant(tiny_checkpoint, variant="eager-int4")
+    with pytest.raises(ValueError, match="runs on cuda, not 'cpu'"):
+        open_variant(tiny_checkpoint, variant="fast-fp16", device="cpu")
 
 
 @pytest.mark.gpu
 @needs_gpu
-@pytest.mark.parametrize("variant", ["eager-fp16", "graph-fp32", "graph-fp16"])
+@pytest.mark.parametrize("variant", ["eager-fp16", "graph-fp32", "graph-fp16", "fast-fp16"])
 def test_cuda_variants_match_eager_fp32(tiny_checkpoint, variant):
     from qtseg.timing import time_cuda
 
     x = np.random.default_rng(0).random((2, 3, 128, 128), dtype=np.float32)
-    with TorchVariantBackend(tiny_checkpoint, variant="eager-fp32") as ref:
+    with open_variant(tiny_checkpoint, variant="eager-fp32") as ref:
         want = ref.infer(x)
-    with TorchVariantBackend(tiny_checkpoint, variant=variant) as be:
+    with open_variant(tiny_checkpoint, variant=variant) as be:
         got = be.infer(x)
         got_again = be.infer(x[::-1].copy())[::-1]  # graph replay with new data, same shape
         durations = time_cuda(be.device_call(x), warmup=2, iters=3)

@@ -9,7 +9,6 @@ import pytest
 from qtseg.calibration import SelectionRule, build_set, select_samples
 from qtseg.calibration.selection import EMPTY
 from qtseg.data.folder import discover, split_samples
-
 from tests.calibration.conftest import SPEC32
 
 
@@ -44,7 +43,7 @@ def test_every_stratum_is_represented_including_empty_masks(synthetic_dataset):
     assert sum(v["chosen"] for v in per.values()) == 10
     assert per[EMPTY]["population"] == sum(1 for s in train if int(s.name[3:]) < 8)
     # the empty stratum's images really have empty masks
-    for sample, fraction, stratum in zip(sel.samples, sel.fractions, sel.strata):
+    for fraction, stratum in zip(sel.fractions, sel.strata):
         assert (fraction == 0.0) == (stratum == EMPTY)
     # quantile bins are ordered by lesion size
     edges = sel.summary["bin_upper_edges"]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import shutil
 import struct
 import subprocess
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -17,7 +16,19 @@ from typing import Any, NoReturn
 import numpy as np
 import pytest
 
-from qtseg.preprocess import PreprocessSpec
+from qtseg.manifest import (
+    INFERENCE_PRECISION,
+    RUNTIMES,
+    ArtifactFile,
+    ExportSettings,
+    Manifest,
+    ModelInfo,
+    RuntimeSpec,
+    TensorMeta,
+    describe_files,
+    write_manifest,
+)
+from qtseg.preprocess import PREPROCESS_FILENAME, PreprocessSpec
 from tests.conftest import in_ci
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,6 +59,10 @@ class Artifact:
     @property
     def spec(self) -> PreprocessSpec:
         return PreprocessSpec.load(self.path)
+
+    def file(self, role: str) -> Path:
+        """Path of the file the manifest lists under ``role``."""
+        return self.path / self.manifest["files"][role]["path"]
 
 
 APT_HINT = "bash .ci/setup as root (docs/cpp.md, Build)"
@@ -110,6 +125,16 @@ def run_checked(
     return proc
 
 
+def cli_fails(cli: Path, *args: str | Path, code: int = 1) -> str:
+    """Run the CLI, assert exit ``code`` and exactly one stderr line; return that line."""
+    proc = run([cli, *args])
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == code, f"exit {proc.returncode}, stderr: {proc.stderr!r}"
+    assert len(lines) == 1, f"expected one stderr line, got {lines!r}"
+    assert lines[0].startswith("qtseg_infer: "), lines[0]
+    return lines[0]
+
+
 def cli_args(inputs: Sequence[Path], outputs: Sequence[Path] = ()) -> list[str]:
     """``--input A --input B ... --output MA --output MB ...``."""
     args: list[str] = []
@@ -129,6 +154,14 @@ def read_f32(path: Path, shape: Sequence[int]) -> np.ndarray:
     return data.reshape(shape)
 
 
+def _runtime(fmt: str, precision: str, properties: dict[str, str] | None) -> RuntimeSpec:
+    """The runtime block an exporter writes for ``fmt`` (OpenVINO: the verified precision)."""
+    if properties is None:
+        hint = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}.get(precision, "f32")
+        properties = {INFERENCE_PRECISION: hint} if fmt == "openvino" else {}
+    return RuntimeSpec(RUNTIMES[fmt][0], "cpu", dict(properties))
+
+
 def write_artifact(
     out: Path,
     *,
@@ -141,39 +174,123 @@ def write_artifact(
     output_name: str = "logits",
     precision: str = "fp32",
     model_name: str = "test-model",
+    properties: dict[str, str] | None = None,
+    dynamic_batch_max: int = 4,
 ) -> Path:
-    """Write manifest.json + preprocess.json (design.md "Artifact directory") into ``out``."""
+    """Write preprocess.json + a ``qtseg.manifest/2`` manifest for the files already in ``out``.
+
+    Sizes and SHA-256 are taken from the files as they are now (``describe_files``);
+    the manifest is validated by ``write_manifest`` before it is written.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    manifest = {
-        "schema": "qtseg.manifest/1",
-        "format": fmt,
-        "target": f"{fmt}-{precision}",
-        "precision": precision,
-        "files": files,
-        "inputs": [{"name": input_name, "shape": list(input_shape), "dtype": "float32"}],
-        "outputs": [{"name": output_name, "shape": list(output_shape), "dtype": "float32"}],
-        "preprocess": spec.to_dict(),
-        "model": {"name": model_name, "config": {}},
-        "versions": {},
-        "calibration": None,
-        "parity": {},
-        "execution": {"built_on": "tests/cpp fixture"},
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     spec.save(out)
+    batch = int(input_shape[0])
+    manifest = Manifest(
+        format=fmt,
+        target=f"{fmt}-{precision}",
+        precision=precision,
+        runtime=_runtime(fmt, precision, properties),
+        files=describe_files(out, {**files, "preprocess": PREPROCESS_FILENAME}),
+        inputs=(TensorMeta(input_name, tuple(input_shape), "float32"),),
+        outputs=(TensorMeta(output_name, tuple(output_shape), "float32"),),
+        preprocess=spec,
+        model=ModelInfo(model_name, {"num_classes": spec.num_classes}, "", "", ""),
+        export=ExportSettings(
+            batch=None if batch == -1 else batch,
+            dynamic_batch_max=dynamic_batch_max if batch == -1 else None,
+            dynamic_hw=False,
+            opset=None,
+        ),
+        versions={},
+        git_sha=None,
+        calibration=None,
+        parity={},
+        execution={"built_on": "tests/cpp fixture"},
+    )
+    write_manifest(out, manifest)
     return out
 
 
+def upgrade_to_v2(directory: Path) -> Path:
+    """Rewrite a ``qtseg.manifest/1`` artifact (today's exporter) as ``qtseg.manifest/2``.
+
+    The files are hashed as they are; target-specific top-level blocks move to
+    ``details``. A v2 manifest is left alone (the exporter writes v2 once main has it).
+    """
+    data = json.loads((directory / "manifest.json").read_text())
+    if data.get("schema") == "qtseg.manifest/2":
+        return directory
+    core = {
+        "schema",
+        "format",
+        "target",
+        "precision",
+        "files",
+        "inputs",
+        "outputs",
+        "preprocess",
+        "model",
+        "export",
+        "versions",
+        "git_sha",
+        "calibration",
+        "parity",
+        "execution",
+    }
+    spec = PreprocessSpec.from_dict(data["preprocess"])
+    model = data["model"]
+    manifest = Manifest(
+        format=data["format"],
+        target=data["target"],
+        precision=data["precision"],
+        runtime=_runtime(data["format"], data["precision"], None),
+        files=describe_files(directory, {**data["files"], "preprocess": PREPROCESS_FILENAME}),
+        inputs=tuple(TensorMeta.from_dict(t) for t in data["inputs"]),
+        outputs=tuple(TensorMeta.from_dict(t) for t in data["outputs"]),
+        preprocess=spec,
+        model=ModelInfo(
+            model["name"],
+            model.get("config", {}),
+            str(model.get("config_hash", "")),
+            str(model.get("checkpoint", "")),
+            str(model.get("checkpoint_sha256", "")),
+        ),
+        export=ExportSettings.from_dict(data["export"], "export"),
+        versions={str(k): str(v) for k, v in data.get("versions", {}).items()},
+        git_sha=data.get("git_sha"),
+        calibration=data.get("calibration"),
+        parity=data.get("parity", {}),
+        execution=data.get("execution", {}),
+        details={k: v for k, v in data.items() if k not in core},
+    )
+    write_manifest(directory, manifest)
+    return directory
+
+
 def clone_artifact(src: Path, dst: Path, **manifest_changes: Any) -> Path:
-    """Copy of an artifact with model files symlinked and top-level manifest keys replaced."""
-    dst.mkdir(parents=True)
-    for item in src.iterdir():
-        if item.name not in ("manifest.json",):
-            os.symlink(item.resolve(), dst / item.name)
-    manifest = json.loads((src / "manifest.json").read_text())
-    manifest.update(manifest_changes)
-    (dst / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    """Copy of an artifact (files copied, never linked) with top-level manifest keys replaced."""
+    shutil.copytree(src, dst, symlinks=False)
+    if manifest_changes:
+        edit_manifest(dst, lambda m: m.update(manifest_changes))
     return dst
+
+
+def edit_manifest(artifact: Path, edit: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """Apply ``edit`` to the manifest dict in place and write it back (no validation)."""
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    edit(manifest)
+    (artifact / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def rehash(artifact: Path) -> None:
+    """Record every listed file's current size and SHA-256 (after a deliberate edit)."""
+
+    def update(manifest: dict[str, Any]) -> None:
+        for entry in manifest["files"].values():
+            entry.update(ArtifactFile.of(artifact, entry["path"]).to_dict())
+
+    edit_manifest(artifact, update)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -220,5 +337,17 @@ def write_png(
     if trns is not None:
         data += _chunk(b"tRNS", trns)
     data += _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
+    path.write_bytes(data)
+    return path
+
+
+def png_from_rows(
+    path: Path, width: int, height: int, rows: bytes, *, bit_depth: int, color_type: int
+) -> Path:
+    """A PNG whose IHDR says ``width`` x ``height`` and whose IDAT holds ``rows``
+    (filter bytes included) deflated; ``rows`` need not fill the image."""
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
+    data += _chunk(b"IDAT", zlib.compress(rows, 9)) + _chunk(b"IEND", b"")
     path.write_bytes(data)
     return path

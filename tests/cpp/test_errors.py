@@ -8,25 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.cpp.helpers import clone_artifact, run
+from qtseg.manifest import ArtifactFile
+from tests.cpp.helpers import cli_fails, clone_artifact, edit_manifest, rehash, run
 
 pytestmark = pytest.mark.slow
 
 
 def _fails(cpp_build, *args, code: int = 1) -> str:
-    """Run the CLI, assert the exit code and a single stderr line; return that line."""
-    proc = run([cpp_build.cli, *args])
-    lines = proc.stderr.splitlines()
-    assert proc.returncode == code, f"exit {proc.returncode}, stderr: {proc.stderr!r}"
-    assert len(lines) == 1, f"expected one stderr line, got {lines!r}"
-    assert lines[0].startswith("qtseg_infer: "), lines[0]
-    return lines[0]
-
-
-def _edit_manifest(artifact: Path, edit) -> None:
-    manifest = json.loads((artifact / "manifest.json").read_text())
-    edit(manifest)
-    (artifact / "manifest.json").write_text(json.dumps(manifest))
+    return cli_fails(cpp_build.cli, *args, code=code)
 
 
 @pytest.fixture()
@@ -36,33 +25,47 @@ def image(sample_jpegs) -> Path:
 
 def test_missing_artifact_dir(cpp_build, image, tmp_path):
     line = _fails(cpp_build, "--artifact", tmp_path / "nope", "--input", image)
-    assert "artifact directory not found" in line
+    assert "artifact folder not found" in line
 
 
 def test_missing_manifest(cpp_build, image, tmp_path):
     line = _fails(cpp_build, "--artifact", tmp_path, "--input", image)
-    assert "has no manifest.json" in line
+    assert "manifest.json: missing (not a qtseg artifact folder)" in line
 
 
 def test_missing_weights_file(cpp_build, ov_artifact, image, tmp_path):
     broken = clone_artifact(ov_artifact.path, tmp_path / "a")
-    weights = ov_artifact.manifest["files"]["weights"]
+    weights = ov_artifact.manifest["files"]["weights"]["path"]
     (broken / weights).unlink()
     line = _fails(cpp_build, "--artifact", broken, "--input", image)
-    assert f"is missing {weights}" in line
+    assert f"files.weights: {weights} does not exist in the artifact folder" in line
 
 
 def test_malformed_manifest(cpp_build, ov_artifact, image, tmp_path):
     broken = clone_artifact(ov_artifact.path, tmp_path / "a")
-    (broken / "manifest.json").write_text('{"schema": "qtseg.manifest/1", "format": ')
-    assert "malformed" in _fails(cpp_build, "--artifact", broken, "--input", image)
+    (broken / "manifest.json").write_text('{"schema": "qtseg.manifest/2", "format": ')
+    assert "manifest.json: not valid JSON" in _fails(
+        cpp_build, "--artifact", broken, "--input", image
+    )
+
+
+def _as_format(artifact: Path, fmt: str, runtime: str, files: dict[str, str]) -> None:
+    """Turn a copied artifact into a valid manifest of another format (fake model files)."""
+    for name in files.values():
+        (artifact / name).write_bytes(b"not a model")
+
+    def edit(m):
+        m.update(format=fmt, target=f"{fmt}-fp32")
+        m["runtime"] = {"name": runtime, "device": None, "properties": {}}
+        listed = {**files, "preprocess": "preprocess.json"}
+        m["files"] = {role: ArtifactFile.of(artifact, p).to_dict() for role, p in listed.items()}
+
+    edit_manifest(artifact, edit)
 
 
 def test_format_without_compiled_backend(cpp_build, ov_artifact, image, tmp_path):
-    broken = clone_artifact(
-        ov_artifact.path, tmp_path / "a", format="aoti", files={"model": "model.pt2"}
-    )
-    (broken / "model.pt2").write_bytes(b"not a model")
+    broken = clone_artifact(ov_artifact.path, tmp_path / "a")
+    _as_format(broken, "aoti", "aoti", {"model": "model.pt2"})
     line = _fails(cpp_build, "--artifact", broken, "--input", image)
     assert "no compiled backend reads format 'aoti'" in line
 
@@ -71,20 +74,15 @@ def test_tensorrt_format_without_tensorrt(cpp_build, ov_artifact, image, tmp_pat
     compiled = run([cpp_build.cli, "--list-backends"]).stdout.split()
     if "tensorrt" in compiled:
         pytest.skip("this build has the TensorRT backend")
-    broken = clone_artifact(
-        ov_artifact.path,
-        tmp_path / "a",
-        format="tensorrt",
-        files={"engine": "model.engine", "onnx": "model.onnx"},
-    )
-    (broken / "model.engine").write_bytes(b"\0" * 16)
+    broken = clone_artifact(ov_artifact.path, tmp_path / "a")
+    _as_format(broken, "tensorrt", "tensorrt", {"engine": "model.engine", "onnx": "model.onnx"})
     line = _fails(cpp_build, "--artifact", broken, "--input", image)
     assert "format 'tensorrt'" in line and "compiled: openvino" in line
 
 
 def test_manifest_input_name_mismatch(cpp_build, ov_artifact, image, tmp_path):
     broken = clone_artifact(ov_artifact.path, tmp_path / "a")
-    _edit_manifest(broken, lambda m: m["inputs"][0].update(name="not_the_input"))
+    edit_manifest(broken, lambda m: m["inputs"][0].update(name="not_the_input"))
     line = _fails(cpp_build, "--artifact", broken, "--input", image)
     assert "manifest/model mismatch" in line and "not_the_input" in line
 
@@ -97,34 +95,50 @@ def test_manifest_shape_mismatch_with_model(cpp_build, ov_artifact_batch1, image
 
     def edit(m):
         m["inputs"][0]["shape"] = [1, 3, h, w]
+        m["outputs"][0]["shape"] = [1, spec.num_classes, h, w]
         m["preprocess"]["input_size"] = [h, w]
+        (broken / "preprocess.json").write_text(json.dumps(m["preprocess"]))
 
-    _edit_manifest(broken, edit)
-    (broken / "preprocess.json").unlink()
+    edit_manifest(broken, edit)
+    rehash(broken)
     line = _fails(cpp_build, "--artifact", broken, "--input", image)
     assert "manifest/model mismatch" in line
 
 
 def test_num_classes_contradicts_output_shape(cpp_build, ov_artifact, image, tmp_path):
     broken = clone_artifact(ov_artifact.path, tmp_path / "a")
-    _edit_manifest(broken, lambda m: m["outputs"][0]["shape"].__setitem__(1, 7))
+    edit_manifest(broken, lambda m: m["outputs"][0]["shape"].__setitem__(1, 7))
     line = _fails(cpp_build, "--artifact", broken, "--input", image)
-    assert "num_classes" in line
+    assert "outputs[0].shape" in line and "num_classes=2" in line
+
+
+def _flip_channel_order(artifact: Path) -> None:
+    """RGB <-> BGR in preprocess.json, same number of bytes (only the hash can tell)."""
+    text = (artifact / "preprocess.json").read_text()
+    flipped = text.replace('"RGB"', '"XXX"').replace('"BGR"', '"RGB"').replace('"XXX"', '"BGR"')
+    assert flipped != text and len(flipped) == len(text)
+    (artifact / "preprocess.json").write_text(flipped)
+
+
+def test_preprocess_json_edited_after_export(cpp_build, ov_artifact, image, tmp_path):
+    broken = clone_artifact(ov_artifact.path, tmp_path / "a")
+    _flip_channel_order(broken)
+    line = _fails(cpp_build, "--artifact", broken, "--input", image)
+    assert "files.preprocess: preprocess.json does not match its recorded SHA-256" in line
 
 
 def test_preprocess_json_differs_from_manifest(cpp_build, ov_artifact, image, tmp_path):
     broken = clone_artifact(ov_artifact.path, tmp_path / "a")
-    (broken / "preprocess.json").unlink()
-    spec = json.loads((ov_artifact.path / "preprocess.json").read_text())
-    spec["channel_order"] = "BGR" if spec["channel_order"] == "RGB" else "RGB"
-    (broken / "preprocess.json").write_text(json.dumps(spec))
-    assert "differs" in _fails(cpp_build, "--artifact", broken, "--input", image)
+    _flip_channel_order(broken)
+    rehash(broken)  # the hash now vouches for the edited file: only the spec comparison is left
+    line = _fails(cpp_build, "--artifact", broken, "--input", image)
+    assert "manifest.json: preprocess: differs from preprocess.json" in line
 
 
 def test_manifest_with_four_input_channels(cpp_build, ov_artifact, image, tmp_path):
     broken = clone_artifact(ov_artifact.path, tmp_path / "a")
-    _edit_manifest(broken, lambda m: m["inputs"][0]["shape"].__setitem__(1, 4))
-    assert "(N, 3," in _fails(cpp_build, "--artifact", broken, "--input", image)
+    edit_manifest(broken, lambda m: m["inputs"][0]["shape"].__setitem__(1, 4))
+    assert "inputs[0].shape: [-1, 4," in _fails(cpp_build, "--artifact", broken, "--input", image)
 
 
 @pytest.mark.parametrize(

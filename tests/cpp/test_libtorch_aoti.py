@@ -71,7 +71,9 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build / "cpp" / "qtseg_infer"
 
 
-def _artifact(folder: Path, package: Path) -> Path:
+def _artifact(folder: Path, package: Path, properties: dict[str, str] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(package, folder / "model.pt2")  # a symlink leading out of the folder is refused
     write_artifact(
         folder,
         spec=PreprocessSpec(input_size=(pk.HW, pk.HW)),
@@ -80,8 +82,8 @@ def _artifact(folder: Path, package: Path) -> Path:
         input_shape=pk.INPUT_META["shape"],
         output_shape=[-1, 2, pk.HW, pk.HW],
         model_name="tiny-net",
+        properties=properties,
     )
-    (folder / "model.pt2").symlink_to(package)
     return folder
 
 
@@ -167,3 +169,11 @@ def test_cuda_package_is_refused_without_a_gpu(cli, tmp_path):
     proc = _infer_tensor(cli, folder, np.zeros((1, 3, pk.HW, pk.HW), np.float32), tmp_path)
     assert proc.returncode == 1
     assert "compiled for CUDA (sm 90)" in proc.stderr and "sees no CUDA device" in proc.stderr
+
+
+def test_runtime_properties_are_refused_not_ignored(cli, tmp_path):
+    folder = _artifact(tmp_path / "with_props", pk.dynamic_package(), {"num_runners": "2"})
+    proc = _infer_tensor(cli, folder, np.zeros((1, 3, pk.HW, pk.HW), np.float32), tmp_path)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "runtime.properties" in lines[0] and "'num_runners'" in lines[0]

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from qtseg.export import aoti
+from qtseg.export.aoti import build, export_aoti, for_device
+from qtseg.export.job import ExportJob, Progress
+from qtseg.export.options import ExportOptions
+from qtseg.export.targets import TARGETS
 
 from qtseg.backends import open_backend
 from qtseg.backends.aoti_backend import read_package_metadata
 from qtseg.checkpoint import CheckpointInfo, load_checkpoint
-from qtseg.export.aoti import build, export_aoti, for_device
-from ..artifacts import file_paths, read_manifest
 from qtseg.evaluation import THRESHOLDS
-from qtseg.export.job import ExportJob, Progress
-from qtseg.export.options import ExportOptions
-from qtseg.export.targets import TARGETS
 from qtseg.preprocess import PreprocessSpec
 from tests.backends import aoti_packages as pk
 
+from ..artifacts import file_paths, read_manifest
 from .conftest import run_cli
 
 
@@ -33,6 +35,23 @@ def test_device_variants_of_the_target():
         for_device("cpu", "fp16")
     with pytest.raises(ValueError, match="device must be one of"):
         for_device("tpu")
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+def test_compiler_linking_its_own_libstdcxx_is_passed_over(tmp_path):
+    # the lent H200 image sets CXX to a wrapper like this one (issue 16)
+    fake = tmp_path / "static-g++"
+    fake.write_text('#!/bin/sh\nexec g++ "$@" -static-libstdc++\n')
+    fake.chmod(0o755)
+    assert aoti._cxx_runtime(str(fake)) == "static"
+    assert aoti._cxx_runtime(str(tmp_path / "absent-c++")).startswith("cannot run")
+    aoti.package_compiler.cache_clear()
+    try:
+        with torch._inductor.config.patch({"cpp.cxx": (str(fake),)}):
+            chosen = aoti.package_compiler()
+    finally:
+        aoti.package_compiler.cache_clear()
+    assert chosen != str(fake) and aoti._cxx_runtime(chosen) == "dynamic"
 
 
 def test_aoti_rejects_dynamic_hw_before_any_work(tmp_path):
@@ -125,3 +144,29 @@ def test_aoti_artifact_of_export_all_passed_the_fp32_gate(export_all, tiny_check
     with open_backend(folder) as be:
         got = np.concatenate([be.infer(x[i : i + 1]) for i in range(len(x))])
     assert np.abs(got - expected).max() <= 1e-4
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cli_builds_gates_and_opens_an_fp16_cuda_package(tiny_checkpoint, tmp_path):
+    """``qtseg-export --target aoti-cuda-fp16`` on a GPU: FP16 gate passed, opens on cuda only."""
+    out = tmp_path / "exports"
+    run = run_cli(
+        ["--target", "aoti-cuda-fp16", "--checkpoint", str(tiny_checkpoint), "--dynamic-batch", "2",
+         "--num-samples", "4", "--out", str(out), "--quiet"]
+    )
+    assert run.rc == 0, run.err
+    folder = out / "qtseg-v2_aoti-cuda-fp16"
+    manifest = read_manifest(folder)
+    assert manifest["runtime"] == {"name": "aoti", "device": "cuda", "properties": {}}
+    assert manifest["precision"] == "fp16" and manifest["details"]["aoti"]["fp16_weights"]
+    assert manifest["details"]["aoti"]["compute_capability"]
+    (result,) = manifest["parity"]["results"]
+    assert result["passed"] and result["thresholds"] == THRESHOLDS["fp16"].to_dict()
+    x = np.random.default_rng(0).random((2, 3, 128, 128), dtype=np.float32)
+    with open_backend(folder) as be, open_backend(folder, cuda_graph=True) as graphed:
+        assert be.describe()["device"] == "cuda"
+        np.testing.assert_allclose(graphed.infer(x), be.infer(x), rtol=0, atol=1e-3)
+        with pytest.raises(ValueError, match="maximum batch 2"):
+            be.infer(np.zeros((3, 3, 128, 128), np.float32))

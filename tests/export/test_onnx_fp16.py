@@ -6,9 +6,9 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from qtseg.export.onnx_fp16 import BlockList, convert_to_fp16, precision_counts
 
 from qtseg.backends.onnxruntime_backend import OnnxRuntimeBackend
+from qtseg.export.onnx_fp16 import BlockList, convert_to_fp16, precision_counts
 
 F32, F16 = TensorProto.FLOAT, TensorProto.FLOAT16
 

@@ -18,20 +18,14 @@ import pytest
 import torch
 
 import qtseg
+from tests.artifacts import file_paths
 from tests.conftest import randomize_batchnorm
 from tests.export.conftest import run_cli
+from tests.models.conftest import HRMEDSEG_TINY
 
 TARGETS = ("onnx", "onnx-fp16", "openvino-fp32", "openvino-fp16", "trtrtx-fp16")
 
-HRMEDSEG_SMALL = {
-    "img_size": 128,
-    "embed_dim": 32,
-    "depth": 2,
-    "decoder_dim": 64,
-    "decoder_heads": 4,
-    "decoder_mlp_dim": 128,
-    "up_dims": (32, 16),
-}
+HRMEDSEG_SMALL = {**HRMEDSEG_TINY, "img_size": 128}
 ICMOE_TINY = {
     "img_size": 64,
     "patch_size": 16,
@@ -102,23 +96,24 @@ def test_every_target_passes_the_gate(peer_exports, model: str) -> None:
         assert parity["results"] and all(r["passed"] for r in parity["results"])
         assert all(np.isfinite(r["max_abs_diff"]) for r in parity["results"])
         assert {r["precision"] for r in parity["results"]} == {m["precision"]}
-        for rel in m["files"].values():
+        for rel in file_paths(m).values():
             assert (out / f"{model}_{target}" / rel).stat().st_size > 0
 
 
 def test_engine_built_not_run(peer_exports) -> None:
     for model in ("hrmedseg", "icmoe"):
         m = _manifest(peer_exports[model][1], model, "trtrtx-fp16")
-        assert m["tensorrt"]["engine_bytes"] > 0
+        assert m["details"]["tensorrt"]["engine_bytes"] > 0
         assert "model.engine on TensorRT-RTX" in m["execution"]["not_run"]
         assert "(the engine's source graph) on onnxruntime" in m["execution"]["verified_with"]
 
 
 def test_icmoe_records_its_fp16_block_list(peer_exports) -> None:
     out = peer_exports["icmoe"][1]
-    assert _manifest(out, "icmoe", "onnx-fp16")["fp16"]["fp32_block_list"]["fp32_after"] == ["Sigmoid"]
+    icmoe = _manifest(out, "icmoe", "onnx-fp16")["details"]["fp16"]["fp32_block_list"]
+    assert icmoe["fp32_after"] == ["Sigmoid"]
     hr = _manifest(peer_exports["hrmedseg"][1], "hrmedseg", "onnx-fp16")
-    assert "fp32_after" not in hr["fp16"]["fp32_block_list"]
+    assert "fp32_after" not in hr["details"]["fp16"]["fp32_block_list"]
 
 
 def _make_confident(model: torch.nn.Module, gain: float = 600.0) -> None:
@@ -138,11 +133,10 @@ def _make_confident(model: torch.nn.Module, gain: float = 600.0) -> None:
 @pytest.fixture(scope="module")
 def confident_icmoe() -> dict:
     """A saturated tiny IC-MoE: its FP32 ONNX graph, PyTorch logits and samples."""
-    from qtseg.export.onnx_graph import export_fp32
-    from qtseg.evaluation import SampleSet, infer_logits
-    from qtseg.export.wrapper import ExportIO
-
     from qtseg.backends.torch_backend import TorchBackend
+    from qtseg.evaluation import SampleSet, infer_logits
+    from qtseg.export.onnx_graph import export_fp32
+    from qtseg.export.wrapper import ExportIO
     from qtseg.models import create
     from qtseg.preprocess import PreprocessSpec
 
@@ -160,6 +154,7 @@ def confident_icmoe() -> dict:
 
 def _ort_parity(case: dict, graph, precision: str):
     import onnxruntime as ort
+
     from qtseg.evaluation import compare_logits
 
     session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])

@@ -10,29 +10,15 @@ from torch.utils.flop_counter import FlopCounterMode
 from qtseg import models
 from qtseg.models.complexity import measure
 from qtseg.models.hrmedseg import HRMedSegConfig, build_hrmedseg
+from tests.models.conftest import HRMEDSEG_TINY, onnx_vs_torch
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models on a shared 2-core runner: intra-op threading costs more than it saves.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 PAPER_PARAMS = 3.53e6  # Table 1
 PAPER_GFLOPS = 9.39  # Table 1, 1024x1024; read as multiply-accumulates (MACs)
 
-TINY = {
-    "img_size": 64,
-    "embed_dim": 32,
-    "depth": 2,
-    "decoder_dim": 64,
-    "decoder_heads": 4,
-    "decoder_mlp_dim": 128,
-    "up_dims": (32, 16),
-}
+TINY = HRMEDSEG_TINY
 
 
 def _params(model: torch.nn.Module) -> int:
@@ -116,24 +102,9 @@ def test_config_accepts_int_or_pair_and_rejects_bad_sizes() -> None:
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_onnx_export_matches_torch(tmp_path) -> None:
-    ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
     model = models.create("hrmedseg", num_classes=2, **TINY).eval()
-    path = tmp_path / "hrmedseg.onnx"
-    torch.onnx.export(
-        model,
-        (torch.rand(1, 3, 64, 64),),
-        str(path),
-        input_names=["image"],
-        output_names=["logits"],
-        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
     x = torch.rand(2, 3, 64, 64)  # batch differs from the export batch
-    with torch.no_grad():
-        ref = model(x).numpy()
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = sess.run(["logits"], {"image": x.numpy()})[0]
+    ref, got, _ = onnx_vs_torch(model, tmp_path / "hrmedseg.onnx", x)
     assert got.shape == ref.shape
     assert np.abs(got - ref).max() < 1e-4

@@ -21,15 +21,9 @@ from qtseg.models.icmoe.ppav import (
     select_best,
 )
 from qtseg.models.icmoe.sam_weights import SamCheckpointError, load_sam_weights
+from tests.models.conftest import onnx_vs_torch
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models on a shared 2-core runner: intra-op threading costs more than it saves.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 PAPER_PARAMS = 279.06e6  # Table 6
@@ -432,28 +426,11 @@ def test_sam_weights_fill_extra_class_tokens() -> None:
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:Constant folding")
 def test_onnx_export_matches_torch(tmp_path) -> None:
-    ort = pytest.importorskip("onnxruntime")
-    onnx = pytest.importorskip("onnx")
     model = _tiny().eval()
-    path = tmp_path / "icmoe.onnx"
-    torch.onnx.export(
-        model,
-        (torch.rand(1, 3, 64, 64),),
-        str(path),
-        input_names=["image"],
-        output_names=["logits"],
-        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
-    assert not ops & {"Loop", "If", "Scan"}
     torch.manual_seed(1)
     x = torch.rand(2, 3, 64, 64)
-    with torch.no_grad():
-        ref = model(x).numpy()
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = sess.run(["logits"], {"image": x.numpy()})[0]
+    ref, got, ops = onnx_vs_torch(model, tmp_path / "icmoe.onnx", x)
+    assert not ops & {"Loop", "If", "Scan"}
     assert got.shape == ref.shape == (2, 2, 64, 64)
     assert np.abs(got - ref).max() < 1e-4
     assert math.isfinite(float(np.abs(got).max()))

@@ -2,6 +2,7 @@
 // in only when CMake found it (see compiled_backends()).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,8 +24,10 @@ struct BackendOptions {
   int num_threads = 0;
 };
 
-/// A loaded model. infer() is thread-safe: concurrent calls are allowed
-/// (OpenVINO and ONNX Runtime run them in parallel, TensorRT serializes them).
+/// A loaded model. infer() is thread-safe: concurrent calls on one Backend
+/// are allowed and return what a single-threaded call returns (OpenVINO runs
+/// them in parallel on one infer request per call, ONNX Runtime's Run is
+/// thread-safe, TensorRT and libtorch serialize them).
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -32,13 +35,21 @@ class Backend {
   Backend& operator=(const Backend&) = delete;
 
   /// (N, 3, H, W) float32 -> first output, e.g. (N, C, H, W) logits. The input
-  /// shape is checked against the manifest first (ShapeError on mismatch).
+  /// shape is checked against the manifest first (ShapeError on mismatch); an
+  /// input holding NaN/Inf is refused before inference and an output holding
+  /// NaN/Inf is refused instead of being returned (NonFiniteError, listing
+  /// the offending samples).
   Tensor infer(const Tensor& input) const;
 
   /// Backend name: "openvino", "ort" or "tensorrt".
   virtual std::string name() const = 0;
   /// One line: runtime version, device, precision settings.
   virtual std::string describe() const = 0;
+  /// The runtime properties in effect, as the runtime reports them after
+  /// loading (e.g. OpenVINO's compiled-model INFERENCE_PRECISION_HINT), for
+  /// the keys the manifest's runtime.properties set. Empty when the backend
+  /// has none.
+  virtual std::map<std::string, std::string> runtime_properties() const { return {}; }
 
   const TensorMeta& input_meta() const { return input_; }
   const TensorMeta& output_meta() const { return output_; }

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <stdexcept>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace qtseg {
 
@@ -31,6 +33,20 @@ class ArtifactError : public Error {
   using Error::Error;
 };
 
+/// manifest.json breaks the artifact contract (schema, keys, types, paths,
+/// I/O shapes vs preprocess spec, ...). One line naming the file and the field.
+class ManifestError : public SpecError {
+ public:
+  using SpecError::SpecError;
+};
+
+/// A file the manifest lists is missing, leaves the artifact folder, or does
+/// not have its recorded size or SHA-256 (changed or corrupted after export).
+class IntegrityError : public ArtifactError {
+ public:
+  using ArtifactError::ArtifactError;
+};
+
 /// The artifact's format has no backend compiled into this build.
 class BackendUnavailable : public Error {
  public:
@@ -41,6 +57,19 @@ class BackendUnavailable : public Error {
 class ShapeError : public Error {
  public:
   using Error::Error;
+};
+
+/// NaN or infinity in a model input (refused before inference) or in the
+/// model's output (refused instead of being turned into a mask).
+/// samples() lists the batch indices that hold non-finite values.
+class NonFiniteError : public Error {
+ public:
+  NonFiniteError(const std::string& message, std::vector<int64_t> samples)
+      : Error(message), samples_(std::move(samples)) {}
+  const std::vector<int64_t>& samples() const { return samples_; }
+
+ private:
+  std::vector<int64_t> samples_;
 };
 
 /// The runtime (OpenVINO, TensorRT, ONNX Runtime) failed while loading or running.

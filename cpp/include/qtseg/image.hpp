@@ -31,12 +31,20 @@ struct Mask {
 /// Channel layout of caller-owned pixel memory given to image_from_pixels().
 enum class PixelOrder { RGB, BGR };
 
+/// Largest image (width * height) the decoders accept by default: 100
+/// megapixels, the limit Python's qtseg.imageio uses too. The header is read
+/// first and a larger image is refused before any pixel memory is allocated
+/// (a 48 KB PNG can claim 20000 x 20000 pixels: a decompression bomb).
+inline constexpr std::size_t kDefaultMaxPixels = 100'000'000;
+
 /// Decode a PNG or JPEG file (recognized by its signature, not its suffix).
-/// Throws ImageError for a missing, empty, truncated or unsupported file.
-Image read_image(const std::string& path);
+/// Throws ImageError for a missing, empty, truncated or unsupported file, or
+/// one with more than `max_pixels` pixels.
+Image read_image(const std::string& path, std::size_t max_pixels = kDefaultMaxPixels);
 
 /// Decode a PNG or JPEG held in memory; `source` names it in error messages.
-Image decode_image(const uint8_t* bytes, std::size_t size, const std::string& source = "buffer");
+Image decode_image(const uint8_t* bytes, std::size_t size, const std::string& source = "buffer",
+                   std::size_t max_pixels = kDefaultMaxPixels);
 
 /// Copy caller-owned 8-bit pixels (1 = gray, 2 = gray+alpha, 3 = colour,
 /// 4 = colour+alpha channels) into an RGB Image; `row_stride` is in bytes

@@ -7,5 +7,6 @@
 #include "qtseg/manifest.hpp"
 #include "qtseg/preprocess.hpp"
 #include "qtseg/segmenter.hpp"
+#include "qtseg/sha256.hpp"
 #include "qtseg/tensor.hpp"
 #include "qtseg/version.hpp"

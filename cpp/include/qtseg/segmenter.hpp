@@ -18,11 +18,15 @@ namespace qtseg {
 /// and runs image -> mask end to end.
 ///
 /// Thread safety: after construction every method is const and may be called
-/// from several threads at once on the same Segmenter.
+/// from several threads at once on the same Segmenter; each call returns
+/// exactly what it returns when called alone (docs/cpp.md).
 class Segmenter {
  public:
-  /// Throws ArtifactError, SpecError, BackendUnavailable or RuntimeError.
-  explicit Segmenter(const std::string& artifact_dir, const BackendOptions& options = {});
+  /// Loads and verifies the artifact (Manifest::load with `load_options`),
+  /// then opens its model. Throws ArtifactError (IntegrityError), SpecError
+  /// (ManifestError), BackendUnavailable or RuntimeError.
+  explicit Segmenter(const std::string& artifact_dir, const BackendOptions& options = {},
+                     const LoadOptions& load_options = {});
 
   const Manifest& manifest() const { return manifest_; }
   const PreprocessSpec& spec() const { return manifest_.preprocess; }
@@ -33,6 +37,8 @@ class Segmenter {
 
   /// (N, 3, H, W) -> (N, C, H, W) logits. A model exported with a fixed batch
   /// size B is run in chunks of B (the last chunk zero-padded), so any N works.
+  /// NaN/Inf in the input or the logits: NonFiniteError whose samples()
+  /// index this call's N samples.
   Tensor infer(const Tensor& input) const;
 
   /// Logits (N, C, h, w) -> one mask per original (height, width).

@@ -3,10 +3,15 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "qtseg/backend.hpp"
 
 namespace qtseg::detail {
+
+/// "sample 2 of the batch" / "samples 0, 3 of the batch" for NonFiniteError messages.
+std::string sample_list(const std::vector<int64_t>& samples);
 
 #ifdef QTSEG_HAVE_OPENVINO
 /// Reads model.xml/.bin (format "openvino") or model.onnx (format "onnx").

@@ -5,6 +5,7 @@
 #include <onnxruntime_cxx_api.h>
 
 #include <algorithm>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,17 @@ class OrtBackend final : public Backend {
     Ort::SessionOptions session_options;
     session_options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
     if (options.num_threads > 0) session_options.SetIntraOpNumThreads(options.num_threads);
+    // The manifest's runtime.properties are session config entries (e.g.
+    // "session.disable_quant_qdq"), applied verbatim as the Python loader does.
+    for (const auto& [key, value] : manifest.runtime.properties) {
+      try {
+        session_options.AddConfigEntry(key.c_str(), value.c_str());
+      } catch (const Ort::Exception& e) {
+        throw RuntimeError("ONNX Runtime refuses session config entry " + key + "=" + value + " from " +
+                           manifest.directory + "/manifest.json: " + e.what());
+      }
+      properties_[key] = value;
+    }
     try {
       session_ = Ort::Session(env_, model_file_.c_str(), session_options);
     } catch (const Ort::Exception& e) {
@@ -39,6 +51,10 @@ class OrtBackend final : public Backend {
   std::string describe() const override {
     return std::string("onnxruntime ") + OrtGetApiBase()->GetVersionString() + ", CPU, model " + model_file_;
   }
+
+  // ONNX Runtime has no read-back of session config entries; these are the
+  // entries given to the session (AddConfigEntry throws on a malformed one).
+  std::map<std::string, std::string> runtime_properties() const override { return properties_; }
 
  protected:
   Tensor run(const Tensor& input) const override {
@@ -92,6 +108,7 @@ class OrtBackend final : public Backend {
   }
 
   std::string model_file_;
+  std::map<std::string, std::string> properties_;
   Ort::Env env_;
   mutable Ort::Session session_;
 };

@@ -1,9 +1,11 @@
 // OpenVINO backend: model.xml/.bin (or model.onnx through OpenVINO's ONNX
 // reader). ov::CompiledModel is thread-safe; each concurrent infer() call
-// borrows its own ov::InferRequest from a small pool.
+// borrows its own ov::InferRequest from a pool (an idle one or a new one), so
+// calls never share a request and run in parallel.
 #include <openvino/openvino.hpp>
 
 #include <algorithm>
+#include <map>
 #include <mutex>
 #include <sstream>
 
@@ -78,17 +80,40 @@ class OpenVinoBackend final : public Backend {
     find_port(model->outputs(), output_meta(), "output", model_file_);
 
     ov::AnyMap config;
-    // An fp32 artifact is run in f32 even on CPUs whose default would be bf16,
-    // so results match the Python backend and the exporter's parity check.
-    if (manifest.precision == "fp32" || manifest.precision.empty()) {
-      config.emplace(ov::hint::inference_precision(ov::element::f32));
-      precision_hint_ = "f32";
+    if (is_ir) {
+      // The manifest's runtime.properties are OpenVINO compile properties,
+      // applied verbatim; INFERENCE_PRECISION_HINT (always present, checked by
+      // Manifest::load) pins the precision the artifact was verified at, which
+      // an IR cannot carry (the CPU plugin would otherwise pick bf16 where the
+      // CPU has it).
+      for (const auto& [key, value] : manifest.runtime.properties) config[key] = value;
+    } else {
+      // An ONNX artifact's properties are ONNX Runtime session entries, not
+      // OpenVINO's; its reference arithmetic is f32.
+      config[ov::hint::inference_precision.name()] = std::string("f32");
     }
-    if (options.num_threads > 0) config.emplace(ov::inference_num_threads(options.num_threads));
+    if (options.num_threads > 0) config[ov::inference_num_threads.name()] = std::to_string(options.num_threads);
     try {
       compiled_ = core_.compile_model(model, device_, config);
     } catch (const std::exception& e) {
       throw RuntimeError("OpenVINO cannot compile " + model_file_ + " for device " + device_ + ": " + e.what());
+    }
+    // Read every requested property back from the compiled model: a device
+    // that quietly runs another inference precision than the one verified
+    // would give results the manifest does not vouch for.
+    for (const auto& [key, value] : config) {
+      std::string actual;
+      try {
+        actual = compiled_.get_property(key).as<std::string>();
+      } catch (const std::exception&) {
+        actual = "(not reported by " + device_ + ")";
+      }
+      applied_[key] = actual;
+      if (key == ov::hint::inference_precision.name() && actual != value.as<std::string>()) {
+        throw RuntimeError("OpenVINO on device " + device_ + " runs " + model_file_ + " with " + key + "=" + actual +
+                           " but the artifact was verified at " + value.as<std::string>() +
+                           " (manifest runtime.properties); this device cannot run it as verified");
+      }
     }
     input_port_ = compiled_.input(input_meta().name);
     output_port_ = compiled_.output(output_meta().name);
@@ -99,10 +124,13 @@ class OpenVinoBackend final : public Backend {
   std::string describe() const override {
     std::ostringstream out;
     const ov::Version v = ov::get_openvino_version();
+    const auto hint = applied_.find(ov::hint::inference_precision.name());
     out << "openvino " << v.buildNumber << ", device " << device_ << ", inference precision "
-        << (precision_hint_.empty() ? "device default" : precision_hint_) << ", model " << model_file_;
+        << (hint == applied_.end() ? "device default" : hint->second) << ", model " << model_file_;
     return out.str();
   }
+
+  std::map<std::string, std::string> runtime_properties() const override { return applied_; }
 
  protected:
   Tensor run(const Tensor& input) const override {
@@ -146,7 +174,7 @@ class OpenVinoBackend final : public Backend {
 
   std::string device_;
   std::string model_file_;
-  std::string precision_hint_;
+  std::map<std::string, std::string> applied_;  // property -> value read back from the compiled model
   mutable ov::Core core_;
   mutable ov::CompiledModel compiled_;  // create_infer_request() is not const
   ov::Output<const ov::Node> input_port_;

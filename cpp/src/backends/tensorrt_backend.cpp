@@ -78,6 +78,12 @@ class TensorRtBackend final : public Backend {
   TensorRtBackend(const Manifest& manifest, const BackendOptions& options)
       : Backend(manifest.inputs.front(), manifest.outputs.front()), device_(device_index(options.device)) {
     engine_file_ = manifest.file("engine");
+    if (!manifest.runtime.properties.empty()) {
+      // An engine's settings are fixed when it is built; nothing to apply, and
+      // silently ignoring a property the manifest asks for is not an option.
+      throw SpecError(manifest.directory + "/manifest.json: runtime.properties: the TensorRT backend has no " +
+                      "runtime properties to apply, got '" + manifest.runtime.properties.begin()->first + "'");
+    }
     cuda_check(cudaSetDevice(device_), "cudaSetDevice");
     std::ifstream file(engine_file_, std::ios::binary);
     if (!file) throw ArtifactError("cannot open TensorRT engine " + engine_file_);

@@ -9,47 +9,11 @@ per-class MLP turns each query into a kernel that is dotted with it (Eq. 8).
 
 from __future__ import annotations
 
-import itertools
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from qtseg.models.hrmedseg.lgvit import LayerNorm2d
-
-
-class Attention(nn.Module):
-    """Multi-head attention with separate q/k/v/out projections.
-
-    ``internal_dim = dim // downsample`` is split over ``num_heads`` heads.
-    """
-
-    def __init__(self, dim: int, *, num_heads: int = 8, downsample: int = 1) -> None:
-        """Arguments: dim: token width; num_heads: heads; downsample: dim / internal width."""
-        super().__init__()
-        inner = dim // downsample
-        if inner % num_heads:
-            raise ValueError(f"internal dim {inner} not divisible by {num_heads} heads")
-        self.q_proj = nn.Linear(dim, inner)
-        self.k_proj = nn.Linear(dim, inner)
-        self.v_proj = nn.Linear(dim, inner)
-        self.out_proj = nn.Linear(inner, dim)
-        self.num_heads = num_heads
-        self.scale = 1.0 / math.sqrt(inner // num_heads)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, c = x.shape
-        return x.reshape(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
-
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """q: (B, Nq, dim), k and v: (B, Nk, dim) -> (B, Nq, dim)."""
-        q = self._heads(self.q_proj(q))
-        k = self._heads(self.k_proj(k))
-        v = self._heads(self.v_proj(v))
-        attn = torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1)
-        out = (attn @ v).transpose(1, 2)
-        return self.out_proj(out.reshape(out.shape[0], out.shape[1], -1))
+from qtseg.models.attention import MLP, fourier_positional_encoding
+from qtseg.models.sam_layers import SamAttention, upscaling
 
 
 class MultiscalePool(nn.Module):
@@ -90,33 +54,7 @@ class RandomFourierPE(nn.Module):
 
     def forward(self, h: int, w: int) -> torch.Tensor:
         """Grid size -> (1, dim, h, w)."""
-        dev = self.gaussian.device
-        ys = (torch.arange(h, device=dev, dtype=torch.float32) + 0.5) / h
-        xs = (torch.arange(w, device=dev, dtype=torch.float32) + 0.5) / w
-        coords = torch.stack(
-            [xs[None, :].expand(h, w), ys[:, None].expand(h, w)], dim=-1
-        )  # (h, w, 2)
-        proj = (2.0 * coords - 1.0) @ self.gaussian * (2.0 * math.pi)
-        pe = torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
-        return pe.permute(2, 0, 1).unsqueeze(0)
-
-
-class MLP(nn.Module):
-    """Plain MLP with ReLU between ``num_layers`` linear layers."""
-
-    def __init__(self, in_dim: int, hidden: int, out_dim: int, *, num_layers: int = 3) -> None:
-        """Arguments: in_dim, hidden, out_dim: widths; num_layers: linear layers."""
-        super().__init__()
-        dims = [in_dim] + [hidden] * (num_layers - 1) + [out_dim]
-        self.layers = nn.ModuleList([nn.Linear(a, b) for a, b in itertools.pairwise(dims)])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., in_dim) -> (..., out_dim)."""
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = F.relu(x)
-        return x
+        return fourier_positional_encoding(self.gaussian, h, w)
 
 
 class ECMDecoder(nn.Module):
@@ -145,25 +83,23 @@ class ECMDecoder(nn.Module):
         positional encoding."""
         super().__init__()
         self.queries = nn.Embedding(num_classes, dim)
-        self.self_attn = Attention(dim, num_heads=num_heads)
+        self.self_attn = SamAttention(dim, num_heads=num_heads)
         self.norm1 = nn.LayerNorm(dim)
-        self.attn_token_to_image = Attention(dim, num_heads=num_heads, downsample=cross_downsample)
+        self.attn_token_to_image = SamAttention(
+            dim, num_heads=num_heads, downsample=cross_downsample
+        )
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.ReLU(), nn.Linear(mlp_dim, dim))
         self.norm3 = nn.LayerNorm(dim)
-        self.attn_image_to_token = Attention(dim, num_heads=num_heads, downsample=cross_downsample)
+        self.attn_image_to_token = SamAttention(
+            dim, num_heads=num_heads, downsample=cross_downsample
+        )
         self.norm4 = nn.LayerNorm(dim)
         self.multiscale = MultiscalePool(pool_kernels)
         self.pe = RandomFourierPE(dim, seed=pe_seed)
         c1, c2 = up_dims
-        self.upscale = nn.Sequential(
-            nn.ConvTranspose2d(dim, c1, 2, stride=2),
-            LayerNorm2d(c1),
-            nn.GELU(),
-            nn.ConvTranspose2d(c1, c2, 2, stride=2),
-            nn.GELU(),
-        )
-        self.hypernets = nn.ModuleList([MLP(dim, dim, c2) for _ in range(num_classes)])
+        self.upscale = upscaling(dim, c1, c2)
+        self.hypernets = nn.ModuleList([MLP((dim, dim, dim, c2)) for _ in range(num_classes)])
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """feat: (B, dim, h, w) image embedding -> (B, num_classes, 4h, 4w) mask logits."""

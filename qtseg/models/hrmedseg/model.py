@@ -10,15 +10,7 @@ from torch import nn
 
 from qtseg.models.hrmedseg.ecm import ECMDecoder
 from qtseg.models.hrmedseg.lgvit import LGViT
-from qtseg.models.registry import register_model
-
-
-def _pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    """An int or a (height, width) pair as a tuple of two ints."""
-    size = (value, value) if isinstance(value, int) else tuple(value)
-    if len(size) != 2:
-        raise ValueError(f"img_size must be an int or (height, width), got {value!r}")
-    return int(size[0]), int(size[1])
+from qtseg.models.registry import register_model, size_pair
 
 
 @dataclass(frozen=True)
@@ -57,14 +49,15 @@ class HRMedSegConfig:
     pe_seed: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "img_size", _pair(self.img_size))
+        object.__setattr__(self, "img_size", size_pair(self.img_size))
         object.__setattr__(self, "up_dims", tuple(int(v) for v in self.up_dims))
         object.__setattr__(self, "pool_kernels", tuple(int(v) for v in self.pool_kernels))
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
         if any(v <= 0 or v % self.patch_size for v in self.img_size):
             raise ValueError(
-                f"img_size {self.img_size} must be positive multiples of patch_size {self.patch_size}"
+                f"img_size {self.img_size} must be positive multiples of "
+                f"patch_size {self.patch_size}"
             )
         if len(self.up_dims) != 2 or any(k % 2 == 0 for k in self.pool_kernels):
             raise ValueError("up_dims needs two widths and pool_kernels odd sizes")

@@ -26,7 +26,7 @@ from qtseg.models.icmoe.ppav import ppav_inference, ppav_training
 from qtseg.models.icmoe.sam_decoder import MaskDecoder, PromptEncoder
 from qtseg.models.icmoe.sam_image_encoder import ImageEncoderViT
 from qtseg.models.icmoe.sgcl import SgCLProjections
-from qtseg.models.registry import register_model
+from qtseg.models.registry import register_model, size_pair
 
 EXPERT_NAMES = ("basic", "semantic", "adaptive")
 # SAM's pixel statistics (0-255 scale), applied inside the model to a [0, 1] input.
@@ -77,13 +77,12 @@ class ICMoEConfig:
     sgcl_dim: int = 256
 
     def __post_init__(self) -> None:
-        size = (self.img_size, self.img_size) if isinstance(self.img_size, int) else self.img_size
-        size = tuple(int(v) for v in size)
+        size = size_pair(self.img_size)
         object.__setattr__(self, "img_size", size)
         object.__setattr__(
             self, "global_attn_indexes", tuple(int(i) for i in self.global_attn_indexes)
         )
-        if len(size) != 2 or size[0] != size[1] or size[0] <= 0 or size[0] % self.patch_size:
+        if size[0] != size[1] or size[0] <= 0 or size[0] % self.patch_size:
             raise ValueError(
                 f"img_size must be square and a multiple of patch_size {self.patch_size}, "
                 f"got {self.img_size}"

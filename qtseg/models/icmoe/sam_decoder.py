@@ -8,14 +8,12 @@ are frozen and unused). Names follow the SAM checkpoint layout.
 
 from __future__ import annotations
 
-import itertools
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qtseg.models.icmoe.sam_image_encoder import LayerNorm2d
+from qtseg.models.attention import MLP, fourier_positional_encoding
+from qtseg.models.sam_layers import LayerNorm2d, SamAttention, upscaling
 
 
 class PositionEmbeddingRandom(nn.Module):
@@ -29,12 +27,7 @@ class PositionEmbeddingRandom(nn.Module):
 
     def forward(self, h: int, w: int) -> torch.Tensor:
         """Grid size -> (1, 2 * num_pos_feats, h, w)."""
-        g = self.positional_encoding_gaussian_matrix
-        ys = (torch.arange(h, device=g.device, dtype=g.dtype) + 0.5) / h
-        xs = (torch.arange(w, device=g.device, dtype=g.dtype) + 0.5) / w
-        coords = torch.stack([xs[None, :].expand(h, w), ys[:, None].expand(h, w)], dim=-1)
-        proj = ((2.0 * coords - 1.0) @ g) * (2.0 * math.pi)
-        return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1).permute(2, 0, 1).unsqueeze(0)
+        return fourier_positional_encoding(self.positional_encoding_gaussian_matrix, h, w)
 
 
 class PromptEncoder(nn.Module):
@@ -82,36 +75,6 @@ class MLPBlock(nn.Module):
         return self.lin2(F.relu(self.lin1(x)))
 
 
-class Attention(nn.Module):
-    """SAM decoder attention: projections to ``dim // downsample_rate``, heads, out projection."""
-
-    def __init__(self, dim: int, *, num_heads: int, downsample_rate: int = 1) -> None:
-        """Arguments: dim: token width; num_heads: heads; downsample_rate: dim / internal width."""
-        super().__init__()
-        inner = dim // downsample_rate
-        self.num_heads = num_heads
-        self.head_dim = inner // num_heads
-        self.scale = 1.0 / math.sqrt(self.head_dim)
-        self.q_proj = nn.Linear(dim, inner)
-        self.k_proj = nn.Linear(dim, inner)
-        self.v_proj = nn.Linear(dim, inner)
-        self.out_proj = nn.Linear(inner, dim)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(x.shape[0], -1, self.num_heads, self.head_dim).transpose(1, 2)
-
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """q: (B, Nq, dim), k and v: (B, Nk, dim) -> (B, Nq, dim)."""
-        q, k, v = (
-            self._heads(self.q_proj(q)),
-            self._heads(self.k_proj(k)),
-            self._heads(self.v_proj(v)),
-        )
-        attn = torch.softmax((q * self.scale) @ k.transpose(-2, -1), dim=-1)
-        out = (attn @ v).transpose(1, 2)
-        return self.out_proj(out.reshape(out.shape[0], -1, self.num_heads * self.head_dim))
-
-
 class TwoWayAttentionBlock(nn.Module):
     """Token self-attention, token->image, token MLP, image->token (SAM)."""
 
@@ -128,17 +91,17 @@ class TwoWayAttentionBlock(nn.Module):
         downsample_rate: cross-attention width divisor; skip_first_layer_pe:
         the first block attends without positional terms."""
         super().__init__()
-        self.self_attn = Attention(dim, num_heads=num_heads)
+        self.self_attn = SamAttention(dim, num_heads=num_heads)
         self.norm1 = nn.LayerNorm(dim)
-        self.cross_attn_token_to_image = Attention(
-            dim, num_heads=num_heads, downsample_rate=downsample_rate
+        self.cross_attn_token_to_image = SamAttention(
+            dim, num_heads=num_heads, downsample=downsample_rate
         )
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = MLPBlock(dim, mlp_dim)
         self.norm3 = nn.LayerNorm(dim)
         self.norm4 = nn.LayerNorm(dim)
-        self.cross_attn_image_to_token = Attention(
-            dim, num_heads=num_heads, downsample_rate=downsample_rate
+        self.cross_attn_image_to_token = SamAttention(
+            dim, num_heads=num_heads, downsample=downsample_rate
         )
         self.skip_first_layer_pe = skip_first_layer_pe
 
@@ -185,8 +148,8 @@ class TwoWayTransformer(nn.Module):
                 for i in range(depth)
             ]
         )
-        self.final_attn_token_to_image = Attention(
-            dim, num_heads=num_heads, downsample_rate=downsample_rate
+        self.final_attn_token_to_image = SamAttention(
+            dim, num_heads=num_heads, downsample=downsample_rate
         )
         self.norm_final_attn = nn.LayerNorm(dim)
 
@@ -202,24 +165,6 @@ class TwoWayTransformer(nn.Module):
             queries, keys = layer(queries, keys, tokens, key_pe)
         attn = self.final_attn_token_to_image(queries + tokens, keys + key_pe, keys)
         return self.norm_final_attn(queries + attn), keys
-
-
-class HyperMLP(nn.Module):
-    """MLP with ReLU between ``num_layers`` linear layers (SAM naming ``layers.i``)."""
-
-    def __init__(self, in_dim: int, hidden: int, out_dim: int, num_layers: int) -> None:
-        """Arguments: in_dim, hidden, out_dim: widths; num_layers: linear layers."""
-        super().__init__()
-        dims = [in_dim] + [hidden] * (num_layers - 1) + [out_dim]
-        self.layers = nn.ModuleList([nn.Linear(a, b) for a, b in itertools.pairwise(dims)])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., in_dim) -> (..., out_dim)."""
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = F.relu(x)
-        return x
 
 
 class MaskDecoder(nn.Module):
@@ -247,19 +192,12 @@ class MaskDecoder(nn.Module):
         self.num_mask_tokens = num_mask_tokens
         self.iou_token = nn.Embedding(1, dim)
         self.mask_tokens = nn.Embedding(num_mask_tokens, dim)
-        self.output_upscaling = nn.Sequential(
-            nn.ConvTranspose2d(dim, dim // 4, 2, stride=2),
-            LayerNorm2d(dim // 4),
-            nn.GELU(),
-            nn.ConvTranspose2d(dim // 4, dim // 8, 2, stride=2),
-            nn.GELU(),
-        )
+        self.output_upscaling = upscaling(dim, dim // 4, dim // 8)
         self.output_hypernetworks_mlps = nn.ModuleList(
-            [HyperMLP(dim, dim, dim // 8, 3) for _ in range(num_mask_tokens)]
+            [MLP((dim, dim, dim, dim // 8)) for _ in range(num_mask_tokens)]
         )
-        self.iou_prediction_head = HyperMLP(
-            dim, iou_head_hidden_dim, num_mask_tokens, iou_head_depth
-        )
+        iou_dims = (dim, *[iou_head_hidden_dim] * (iou_head_depth - 1), num_mask_tokens)
+        self.iou_prediction_head = MLP(iou_dims)
 
     def forward(
         self, image: torch.Tensor, image_pe: torch.Tensor, dense: torch.Tensor, num_outputs: int

@@ -14,23 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-class LayerNorm2d(nn.Module):
-    """LayerNorm over the channel axis of a (B, C, H, W) tensor (SAM's eps 1e-6)."""
-
-    def __init__(self, channels: int, *, eps: float = 1e-6) -> None:
-        """Arguments: channels: C; eps: variance floor."""
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C, H, W)."""
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
-        x = (x - mean) / torch.sqrt(var + self.eps)
-        return x * self.weight[:, None, None] + self.bias[:, None, None]
+from qtseg.models.sam_layers import neck
 
 
 class PatchEmbed(nn.Module):
@@ -245,12 +229,7 @@ class ImageEncoderViT(nn.Module):
                 for i in range(depth)
             ]
         )
-        self.neck = nn.Sequential(
-            nn.Conv2d(embed_dim, out_chans, 1, bias=False),
-            LayerNorm2d(out_chans),
-            nn.Conv2d(out_chans, out_chans, 3, padding=1, bias=False),
-            LayerNorm2d(out_chans),
-        )
+        self.neck = neck(embed_dim, out_chans)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, out_chans, S/p, S/p)."""

@@ -1,8 +1,9 @@
 // Checks of the public C++ API that the CLI-based pytest tests cannot reach:
 // exceptions by type, pixel import, mask round trip, batching and concurrent use.
-//   qtseg_api_test [ARTIFACT_DIR IMAGE]
+//   qtseg_api_test [ARTIFACT_DIR IMAGE [CALLS_PER_THREAD]]
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -94,6 +95,23 @@ void test_model(const std::string& artifact, const std::string& image_path) {
   }
   check(diff <= 1e-4f, "batched logits equal single logits (max diff " + std::to_string(diff) + ")");
 
+  // NaN/Inf: refused on the way in, with this call's sample index (also when run in chunks).
+  qtseg::Tensor poisoned = seg.preprocess({image, image, image});
+  poisoned.data[poisoned.data.size() / 3 + 5] = NAN;
+  try {
+    seg.infer(poisoned);
+    check(false, "NaN input refused (no exception)");
+  } catch (const qtseg::NonFiniteError& e) {
+    check(e.samples() == std::vector<int64_t>{1}, std::string("NaN input names sample 1: ") + e.what());
+  }
+
+  // The runtime reports the manifest's properties back (OpenVINO: the compiled model's).
+  const auto applied = seg.backend().runtime_properties();
+  for (const auto& [key, value] : seg.manifest().runtime.properties) {
+    const auto it = applied.find(key);
+    check(it != applied.end() && it->second == value, "runtime property " + key + "=" + value + " in effect");
+  }
+
   // Concurrent segment() calls on one Segmenter give the sequential result.
   const qtseg::Mask reference = seg.segment(image);
   std::vector<qtseg::Mask> results(4);
@@ -106,6 +124,48 @@ void test_model(const std::string& artifact, const std::string& image_path) {
   check(reference.height == image.height && reference.width == image.width, "mask has the image size");
 }
 
+/// 4 threads x `calls` infer() calls on one Segmenter, each thread with its own
+/// input: every result equals, bit for bit, the single-threaded result for that
+/// input (a shared infer request would mix inputs or fail as busy).
+void test_threads(const std::string& artifact, const std::string& image_path, int calls) {
+  const qtseg::Segmenter seg(artifact);
+  const qtseg::Tensor base = seg.preprocess({qtseg::read_image(image_path)});
+  constexpr int kThreads = 4;
+  std::vector<qtseg::Tensor> inputs, expected;
+  for (int t = 0; t < kThreads; ++t) {
+    qtseg::Tensor x = base;
+    for (float& v : x.data) v = v * (1.0f - 0.2f * static_cast<float>(t));  // a different image per thread
+    expected.push_back(seg.infer(x));
+    inputs.push_back(std::move(x));
+  }
+  std::vector<int> mismatches(kThreads, 0), errors(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < calls; ++i) {
+        try {
+          const qtseg::Tensor y = seg.infer(inputs[t]);
+          const bool same = y.shape == expected[t].shape &&
+                            std::memcmp(y.data.data(), expected[t].data.data(), y.data.size() * sizeof(float)) == 0;
+          mismatches[t] += same ? 0 : 1;
+        } catch (const std::exception&) {
+          errors[t] += 1;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) {
+    check(errors[t] == 0, "thread " + std::to_string(t) + ": " + std::to_string(errors[t]) + " calls threw");
+    check(mismatches[t] == 0, "thread " + std::to_string(t) + ": " + std::to_string(mismatches[t]) + " of " +
+                                  std::to_string(calls) + " results differ from the single-threaded ones");
+  }
+  bool distinct = true;
+  for (int t = 1; t < kThreads; ++t) distinct = distinct && expected[t].data != expected[0].data;
+  check(distinct, "the threads' inputs give different logits (so a mix-up would show)");
+  std::cout << "threads: " << kThreads << " x " << calls << " infer() calls, bit-identical to single-threaded\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -114,6 +174,7 @@ int main(int argc, char** argv) {
     test_mask_round_trip(std::filesystem::temp_directory_path().string());
     test_postprocess_ties();
     if (argc > 2) test_model(argv[1], argv[2]);
+    if (argc > 3) test_threads(argv[1], argv[2], std::stoi(argv[3]));
   } catch (const std::exception& e) {
     check(false, std::string("unexpected exception: ") + e.what());
   }

@@ -2,7 +2,7 @@
 
 Run on a CUDA machine (torch only)::
 
-    python -m qtseg.bench.peers_gpu --out DIR
+    python tools/gpu/peers_gpu.py --out DIR
 
 * HRMedSeg training memory at batch 16, 1024x1024 (the paper's 0.59 GB
   claim): peak ``torch.cuda.max_memory_allocated`` over one AdamW step
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -48,32 +48,30 @@ def _train_memory(name: str, size: int, batch: int, amp: bool) -> dict:
     step()
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() - x.numel() * 4 - y.numel() * 8
-    del model, opt, x, y
     return {"model": name, "img": size, "batch": batch, "amp_bf16": amp,
             "peak_gb": peak / 1e9, "static_gb": static / 1e9, "activations_gb": (peak - static) / 1e9}
 
 
 def _latency(name: str, size: int, amp: bool, iters: int = 50) -> dict:
+    from qtseg.timing import time_cuda
+
     from qtseg.models import create
 
     model = create(name, img_size=(size, size)).cuda().eval()
     xs = [torch.rand(1, 3, size, size, device="cuda") for _ in range(4)]
-    times = []
-    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=amp):
-        for i in range(10 + iters):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            model(xs[i % 4])
-            end.record()
-            end.synchronize()
-            if i >= 10:
-                times.append(start.elapsed_time(end))
-    return {"model": name, "img": size, "amp_fp16": amp, "p50_ms": statistics.median(times)}
+    calls = iter(range(10**9))
+
+    def call() -> None:
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+            model(xs[next(calls) % 4])
+
+    seconds = time_cuda(call, warmup=10, iters=iters)
+    return {"model": name, "img": size, "amp_fp16": amp, "p50_ms": 1000 * float(np.median(seconds))}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; prints the tables and writes OUT/peers_gpu.json."""
-    p = argparse.ArgumentParser(prog="python -m qtseg.bench.peers_gpu", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="tools/gpu/peers_gpu.py", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/peers_gpu")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
