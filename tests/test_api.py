@@ -1,6 +1,7 @@
 """The stable Python API on the bundled checkpoint and samples."""
 
 import numpy as np
+import pytest
 import torch
 
 import qtseg
@@ -24,6 +25,7 @@ def test_load_preprocess_forward_postprocess(samples_dir):
     assert mask.shape == (1, *image.shape[:2]) and mask.dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_bundled_model_segments_the_bundled_samples():
     """The bundled checkpoint must still segment real polyps (measured: mean Dice 0.899)."""
     model, spec = qtseg.load()

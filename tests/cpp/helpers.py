@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pytest
@@ -29,6 +29,7 @@ from qtseg.manifest import (
     write_manifest,
 )
 from qtseg.preprocess import PREPROCESS_FILENAME, PreprocessSpec
+from tests.conftest import in_ci
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,18 +65,43 @@ class Artifact:
         return self.path / self.manifest["files"][role]["path"]
 
 
+APT_HINT = "bash .ci/setup as root (docs/cpp.md, Build)"
+
+
+def toolchain_missing(message: str) -> NoReturn:
+    """Skip the test, or fail it under ``CI=true``: CI installs the toolchain, so it must be there."""
+    if in_ci():
+        pytest.fail(f"{message} [CI=true: the C++ toolchain must be installed]")
+    pytest.skip(message)
+
+
 def require_tool(name: str) -> str:
     """Path of a build tool; fails in CI (which must install it) and skips elsewhere."""
     path = shutil.which(name)
     if path is None:
-        message = (
-            f"{name} not found (CI installs: apt-get install cmake g++ libpng-dev "
-            "libjpeg-dev nlohmann-json3-dev)"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        toolchain_missing(f"{name} not found (install it with: {APT_HINT})")
     return path
+
+
+def require_module(name: str) -> Any:
+    """Import a Python package the C++ build needs (openvino); fails in CI, skips elsewhere."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        toolchain_missing(f"python package {name} not importable ({exc}); pip install -e '.[all]'")
+
+
+def configure(cmd: Sequence[str | Path], *, what: str) -> subprocess.CompletedProcess:
+    """``cmake -S ... -B ...``: missing required C++ libraries skip (fail in CI), other errors fail."""
+    proc = run(cmd)
+    if proc.returncode != 0:
+        output = proc.stdout + proc.stderr
+        marker = "qtseg: missing required libraries:"
+        if marker in output:
+            line = next(ln for ln in output.splitlines() if marker in ln)
+            toolchain_missing(f"{line.strip()} (install them with: {APT_HINT})")
+        pytest.fail(f"{what} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
 
 
 def run(
