@@ -14,9 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from qtseg.cli.common import add_common_arguments, fail
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from qtseg.cli.common import EXIT_FAILED, EXIT_OK, add_common_arguments, fail
 
 
 def _batches(text: str) -> tuple[int, ...]:

@@ -8,12 +8,11 @@ layout breaks a test before it breaks a consumer.
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from qtseg.atomic import atomic_write_text
+from qtseg.atomic import atomic_write_text, finite_or_none
 from qtseg.timing import PERCENTILE_RULE
 
 SCHEMA = "qtseg.bench.report/1"
@@ -204,17 +203,6 @@ def validate_report(report: Any) -> list[str]:
 
 
 # -- assembly -------------------------------------------------------------------
-def _finite(obj: Any) -> Any:
-    """Replace NaN/Inf by ``None`` (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def _ok_entry(row: dict[str, Any], batch: int) -> dict[str, Any] | None:
     return next(
         (
@@ -304,7 +292,7 @@ def build_report(
         "plots": [],
         "plots_note": None,
     }
-    return _finite(report)
+    return finite_or_none(report)
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> Path:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from qtseg.cli.common import add_common_arguments, fail
+from qtseg.cli.common import EXIT_FAILED, EXIT_OK, add_common_arguments, fail
 from qtseg.export.options import (
     ExportOptions,
     add_int8_arguments,
@@ -24,8 +24,6 @@ from qtseg.export.options import (
 )
 from qtseg.export.target import Target, TargetError
 from qtseg.export.targets import ALL, COMMON_OPTIONS, TARGETS, check_options, resolve, target_names
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,9 @@ import sys
 
 import qtseg
 
+# Exit codes of every qtseg command: done, a result failed (a target, an image, a floor), bad input.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
 DEVICE_HELP = (
     "auto (default: CUDA for a checkpoint when a GPU is present, else CPU; an artifact runs "
     "where it was built for), cpu or cuda[:N]"
@@ -32,7 +35,7 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def fail(message: str, code: int = 2) -> int:
+def fail(message: str, code: int = EXIT_USAGE) -> int:
     """Print one error line to stderr and return ``code``."""
     first = message.strip().splitlines()[0] if message.strip() else "failed"
     print(f"error: {first}", file=sys.stderr)

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from qtseg.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
     add_common_arguments,
     add_max_pixels,
     fail,
@@ -29,7 +31,6 @@ from qtseg.cli.common import (
     positive_int,
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 OVERLAY_COLOURS = np.array(
     [[0, 0, 0], [0, 255, 0], [255, 0, 0], [0, 0, 255], [255, 255, 0]], np.float32
 )

@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from qtseg.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
     add_common_arguments,
     add_max_pixels,
     fail,
     non_negative_int,
     positive_int,
 )
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _fraction(text: str) -> float:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from qtseg.atomic import atomic_write_text
+from qtseg.atomic import atomic_write_text, finite_or_none
 from qtseg.provenance import cpu_description, package_versions
 from qtseg.timing import PERCENTILE_RULE
 from qtseg.validation import CI_LEVEL, CI_METHOD, CI_RESAMPLES, PassResult
@@ -46,16 +45,6 @@ def describe_target(opened: Any) -> dict[str, Any]:
     }
 
 
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def verdict(summaries: list[dict[str, Any]], min_dice: float | None) -> dict[str, Any]:
     """``{"passed", "problems"}``: failed images and means below ``min_dice`` fail the run."""
     problems = []
@@ -81,7 +70,7 @@ def build(
     seed: int,
 ) -> dict[str, Any]:
     """The ``summary.json`` dict."""
-    return _finite({
+    return finite_or_none({
         "schema": SCHEMA,
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": command,
