@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from qtseg.cli.common import EXIT_FAILED, EXIT_OK, add_common_arguments, fail
 
 
 def _batches(text: str) -> tuple[int, ...]:
@@ -48,16 +48,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         default=None,
         metavar="DIR",
-        help="images with ground truth in ../masks, or a folder holding images/ "
-        "(default: bundled samples)",
+        help="dataset for the accuracy columns: a folder with images/ + masks/ (all its images, "
+        "or --split), scored as qtseg-val scores it (default: the gate's sample images)",
+    )
+    p.add_argument(
+        "--split",
+        choices=("train", "val", "test", "all"),
+        default=None,
+        help="split of --data (default: test when DIR/splits.json exists, else all)",
     )
     p.add_argument(
         "--num-images",
         type=int,
         default=8,
-        help="images for accuracy and parity (default 8, as the export gate)",
+        help="images for parity (first N of the images folder) and, without --data, for "
+        "accuracy (default 8, as the export gate)",
     )
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument(
         "--batch",
         type=_batches,
@@ -77,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="timed end-to-end calls (default: --iters; 0 = skip)",
     )
     p.add_argument(
-        "--out", default="bench_report", metavar="DIR", help="report folder (default bench_report)"
+        "--out", default="runs/bench", metavar="DIR", help="report folder (default runs/bench)"
     )
     p.add_argument(
         "--layers", action="store_true", help="print and record the per-layer MACs/params table"
@@ -131,7 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before a row is abandoned",
     )
     p.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_common_arguments(
+        p,
+        device=True,
+        quiet_help="no progress lines",
+        device_help="auto (default: cuda when PyTorch sees a GPU, else cpu), cpu or cuda; "
+        "all rows of a report run on one device kind",
+    )
     p.add_argument(
         "--compare",
         default=None,
@@ -156,15 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> int:
-    """Print one ``error:`` line on stderr; return ``code``."""
-    print(
-        f"error: {message.strip().splitlines()[0] if message.strip() else 'failed'}",
-        file=sys.stderr,
-    )
-    return code
-
-
 def _compare(old_path: str, new: dict, args: argparse.Namespace) -> int:
     from qtseg.bench.compare import CompareLimits, compare_reports, format_comparison
     from qtseg.bench.report import read_report
@@ -181,11 +184,17 @@ def _compare(old_path: str, new: dict, args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace):
     from qtseg.bench.config import BenchConfig
 
+    device = args.device
+    if device == "auto":
+        from qtseg.backends import auto_device
+
+        device = auto_device()
     return BenchConfig(
         paths=tuple(args.paths),
         data=args.data,
+        split=args.split,
         num_images=args.num_images,
-        device=args.device,
+        device=device,
         batches=tuple(args.batch),
         threads=args.threads,
         warmup=args.warmup,
@@ -213,6 +222,8 @@ def _problem(args: argparse.Namespace) -> str | None:
         return f"--out {out} exists and is not a directory"
     if args.data is not None and not Path(args.data).is_dir():
         return f"--data {args.data}: folder not found"
+    if args.split is not None and args.data is None:
+        return "--split needs --data DIR"
     if args.checkpoint is not None and not Path(args.checkpoint).is_dir():
         return f"--checkpoint {args.checkpoint}: folder not found"
     if args.max_regression < 0 or args.max_dice_drop < 0:
@@ -252,15 +263,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from qtseg.bench.report import build_report, write_report
     from qtseg.bench.runner import PlanError, run_benchmark
     from qtseg.bench.system import system_info
+    from qtseg.provenance import load_average
 
+    load_before = load_average()
     try:
         result = run_benchmark(cfg)
     except PlanError as exc:
         return fail(str(exc))
+    system = system_info(with_gpu=cfg.device.startswith("cuda"))
+    system["load_average"] = {"before": load_before, "after": load_average()}
     report = build_report(
         command=shlex.join(["qtseg-bench", *argv]),
         config=cfg.to_dict(),
-        system=system_info(with_gpu=cfg.device.startswith("cuda")),
+        system=system,
         result=result,
     )
     out = Path(cfg.out)

@@ -20,9 +20,13 @@ class BenchConfig:
 
     Attributes:
         paths: artifact directories, checkpoint directories or folders of them.
-        data: image folder (masks in ``../masks``) or a folder with ``images/``;
-            ``None`` = the bundled samples.
-        num_images: images used for accuracy and parity (8 = the export gate's default).
+        data: a folder with ``images/`` (+ ``masks/``, optional ``splits.json``)
+            or an image folder with ``../masks``; ``None`` = the bundled samples.
+            Accuracy is measured on all its images (``split``); parity on the
+            first ``num_images`` of its images folder.
+        split: split of ``data``'s split file (default: ``test`` when there is one).
+        num_images: images used for parity, and for accuracy without ``data``
+            (8 = the export gate's default).
         device: ``"cpu"`` or ``"cuda"`` (``"cuda:N"`` accepted).
         batches: batch sizes timed.
         threads: CPU threads of every runtime (pinned; see docs/bench.md).
@@ -50,6 +54,7 @@ class BenchConfig:
 
     paths: tuple[str, ...] = ()
     data: str | None = None
+    split: str | None = None
     num_images: int = 8
     device: str = "cpu"
     batches: tuple[int, ...] = (1,)
@@ -57,7 +62,7 @@ class BenchConfig:
     warmup: int = 5
     iters: int = 20
     e2e_iters: int = 20
-    out: str = "bench_report"
+    out: str = "runs/bench"
     layers: bool = False
     torch_only: bool = False
     variants: tuple[str, ...] = ()

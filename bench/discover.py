@@ -17,10 +17,9 @@ from qtseg.checkpoint import CheckpointError, read_checkpoint_info
 from qtseg.manifest import FILENAME as MANIFEST_FILENAME
 from qtseg.manifest import Manifest, ManifestError, read_manifest_file
 from qtseg.preprocess import PreprocessSpec
-from qtseg.provenance import file_sha256
+from qtseg.reference import WeightHashes, resolve_checkpoint
 
 CHECKPOINT_META = "checkpoint.json"
-WEIGHTS = "weights.safetensors"
 
 
 @dataclass
@@ -87,61 +86,6 @@ class ModelGroup:
     manifests: list[Manifest] = field(default_factory=list)
 
 
-class _Hashes:
-    def __init__(self) -> None:
-        self._cache: dict[Path, str] = {}
-
-    def weights_sha(self, checkpoint: Path) -> str | None:
-        file = checkpoint / WEIGHTS
-        if not file.is_file():
-            return None
-        key = file.resolve()
-        if key not in self._cache:
-            self._cache[key] = file_sha256(file)
-        return self._cache[key]
-
-
-def resolve_checkpoint(
-    manifest: Manifest, artifact: Path, override: Path | None, hashes: _Hashes | None = None
-) -> tuple[Path | None, str]:
-    """The checkpoint an artifact was exported from, verified by its SHA-256.
-
-    Tried in order: ``override`` (``--checkpoint``), the manifest's path (as
-    written, then relative to the artifact directory), the bundled default.
-    """
-    import qtseg
-
-    hashes = hashes or _Hashes()
-    want = manifest.model.checkpoint_sha256
-    recorded = manifest.model.checkpoint
-    if override is not None:
-        named = [Path(override)]
-    else:
-        named = [Path(recorded), artifact / recorded] if recorded else []
-    candidates = named if override is not None else [*named, qtseg.DEFAULT_CHECKPOINT]
-    mismatched = []
-    for cand in candidates:
-        got = hashes.weights_sha(cand)
-        if got is None:
-            continue
-        if want and got != want:
-            mismatched.append(str(cand))
-            continue
-        note = "verified" if want else "not recorded in the manifest"
-        return cand, f"{cand} (weights sha256 {note})"
-    problems = []
-    if not named:
-        problems.append("the manifest names no checkpoint")
-    elif not any(str(c) in mismatched for c in named):
-        problems.append(f"reference checkpoint not found: {named[0]}")
-    if mismatched:
-        problems.append(
-            f"weights at {', '.join(mismatched)} differ from the ones the artifact was exported "
-            f"from (sha256 {str(want)[:12]}...)"
-        )
-    return None, "; ".join(problems) + "; pass --checkpoint DIR"
-
-
 def _identity(manifest: Manifest) -> str:
     model = manifest.model
     return json.dumps(
@@ -164,7 +108,7 @@ def group_artifacts(
     artifacts: list[Path], override: Path | None
 ) -> tuple[list[ModelGroup], list[tuple[Path, str]]]:
     """Group artifacts by model; also ``(path, problem)`` of unreadable manifests."""
-    hashes = _Hashes()
+    hashes = WeightHashes()
     groups: dict[str, ModelGroup] = {}
     taken: set[str] = set()
     bad: list[tuple[Path, str]] = []

@@ -8,12 +8,11 @@ layout breaks a test before it breaks a consumer.
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from qtseg.atomic import atomic_write_text
+from qtseg.atomic import atomic_write_text, finite_or_none
 from qtseg.bench.recommend import CANDIDATE_KEYS, ENTRY_KEYS, recommend
 from qtseg.timing import PERCENTILE_RULE
 
@@ -223,17 +222,6 @@ def _check_recommendation(entries: Any, problems: list[str]) -> None:
 
 
 # -- assembly -------------------------------------------------------------------
-def _finite(obj: Any) -> Any:
-    """Replace NaN/Inf by ``None`` (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def _ok_entry(row: dict[str, Any], batch: int) -> dict[str, Any] | None:
     return next(
         (
@@ -324,7 +312,7 @@ def build_report(
         "plots": [],
         "plots_note": None,
     }
-    return _finite(report)
+    return finite_or_none(report)
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> Path:

@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qtseg.bench.system import current_rss_mb, peak_rss_mb
-from qtseg.bench.torch_variants import REFERENCE_VARIANT, VARIANTS, open_variant
 
 from qtseg.backends import (
     RUNTIMES,
@@ -30,10 +28,11 @@ from qtseg.backends import (
     NotExecutableHere,
     open_backend,
 )
+from qtseg.bench.system import current_rss_mb, peak_rss_mb
+from qtseg.bench.torch_variants import REFERENCE_VARIANT, VARIANTS, open_variant
 from qtseg.evaluation import (
     ParityResult,
     SampleSet,
-    accuracy_summary,
     backend_label,
     compare_logits,
     infer_logits,
@@ -41,6 +40,7 @@ from qtseg.evaluation import (
 from qtseg.manifest import Manifest, ManifestError, read_manifest_file
 from qtseg.preprocess import PreprocessSpec
 from qtseg.timing import latency_stats, time_calls
+from qtseg.validation import Candidate, score_samples, select_samples
 
 # Row statuses (report schema).
 OK, PARITY_FAILED, NOT_EXECUTED, ERROR = "ok", "parity_failed", "not_executed", "error"
@@ -72,8 +72,9 @@ class RowSpec:
         warmup: untimed calls before each timing loop.
         iters: timed calls per batch size.
         e2e_iters: timed end-to-end calls (0 = skip).
-        images_dir: folder of images (ground truth in ``../masks``).
-        num_images: images used for accuracy and parity.
+        images_dir: folder of images (ground truth in ``../masks``); parity runs
+            on its first ``num_images`` images.
+        num_images: images used for parity (and for accuracy without ``data``).
         variant: PyTorch variant (``kind == "torch"``), see :data:`VARIANTS`.
         reference_logits: ``.npz`` with the PyTorch FP32 CPU logits per image.
         reference_note: why there is no reference (when ``reference_logits`` is None).
@@ -82,6 +83,9 @@ class RowSpec:
         cuda_graph: open the artifact with ``cuda_graph=True`` (one CUDA graph
             per input shape; runtimes with ``Runtime.cuda_graph``).
         quiet: no progress lines.
+        data: dataset folder of the accuracy columns (``--data``); ``None``:
+            the first ``num_images`` images of ``images_dir`` (the gate's).
+        split: split of ``data`` (see :func:`qtseg.validation.select_samples`).
     """
 
     id: str
@@ -103,6 +107,8 @@ class RowSpec:
     is_reference: bool = False
     cuda_graph: bool = False
     quiet: bool = False
+    data: str | None = None
+    split: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -317,6 +323,35 @@ def _time_e2e(
     }
 
 
+def accuracy_block(
+    spec: RowSpec, backend: Any, pre: PreprocessSpec, notes: list[str]
+) -> dict[str, Any] | None:
+    """Dice/IoU/MAE/accuracy with 95 % CIs, by the code ``qtseg-val`` uses (``None``: no masks).
+
+    The images: ``spec.data`` (its ``split``), else the first ``num_images``
+    images of ``images_dir`` (the export gate's).
+    """
+    if spec.data is None:
+        samples, source = select_samples(spec.images_dir, "all", require_masks=False)
+        samples = samples[: spec.num_images]
+        source = f"the first {len(samples)} of {source}"
+    else:
+        samples, source = select_samples(spec.data, spec.split, require_masks=False)
+    result = score_samples(samples, [Candidate(spec.id, backend, pre)], warmup=0)
+    summary = result.candidates[spec.id].summary()
+    for failure in result.failures:
+        notes.append(f"accuracy: {failure.line()}")
+    if not summary["num_scored"]:
+        return None
+    keys = ("dice", "iou", "mae", "accuracy", "dice_ci", "iou_ci", "mae_ci")
+    return {
+        "num_images": summary["num_scored"],
+        **{k: summary[k] for k in keys},
+        "failed": len(result.failures),
+        "images": source,
+    }
+
+
 def _gpu_reset(spec: RowSpec) -> None:
     if spec.kind == "torch" and spec.device.startswith("cuda"):
         import torch
@@ -384,7 +419,8 @@ def _fill_row(spec: RowSpec, row: dict[str, Any], log: Callable[[str], None]) ->
         samples = SampleSet.from_folder(spec.images_dir, pre, limit=spec.num_images)
         log(f"accuracy and parity on {len(samples.names)} images")
         logits = infer_logits(backend, samples.x, batch=max(1, _static_batch(backend)))
-        row["accuracy"] = accuracy_summary(logits, samples, pre)
+        log("accuracy " + ("on the gate's images" if spec.data is None else f"on {spec.data}"))
+        row["accuracy"] = accuracy_block(spec, backend, pre, row["notes"])
         parity = None
         if spec.reference_logits:
             ref_names, ref_logits = load_logits(spec.reference_logits)

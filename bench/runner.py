@@ -18,13 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import qtseg
 from qtseg.bench.config import BenchConfig
 from qtseg.bench.discover import ModelGroup, checkpoint_group, discover, group_artifacts
 from qtseg.bench.rows import ERROR, NOT_EXECUTED, RowSpec, failed_row, run_row, save_logits
 from qtseg.bench.system import default_threads
 from qtseg.bench.torch_variants import REFERENCE_VARIANT, variants_for
 
-import qtseg
 from qtseg.backends import RUNTIMES
 
 DEFAULT_EXPORT_DIR = "exports"
@@ -159,6 +159,8 @@ def plan_rows(
         "images_dir": str(images_dir(cfg.data)),
         "num_images": cfg.num_images,
         "quiet": cfg.quiet,
+        "data": cfg.data,
+        "split": cfg.split,
     }
     device = cfg.device
     specs: list[RowSpec] = []

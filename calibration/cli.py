@@ -16,8 +16,11 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+
+import qtseg
+from qtseg.cli.common import fail
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -25,6 +28,7 @@ EXIT_OK, EXIT_USAGE = 0, 2
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser of ``qtseg-calib``."""
     p = argparse.ArgumentParser(prog="qtseg-calib", description="Calibration sets for INT8 exports.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {qtseg.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="select + preprocess images into a calibration-set folder")
@@ -37,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--strata", type=int, default=4, help="lesion-size quantile bins (default 4)")
     b.add_argument("--split", default="train", help="split to draw from (default train)")
     b.add_argument("--split-file", default=None, help="split JSON (default DATA/splits.json)")
-    b.add_argument("--quiet", action="store_true")
+    b.add_argument("--quiet", action="store_true", help="no progress lines")
 
     i = sub.add_parser("inspect", help="print a set's manifest summary")
     i.add_argument("set", help="calibration-set folder")
@@ -47,13 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--checkpoint", default=None, help="checkpoint (default: bundled)")
     c.add_argument("--imgsz", type=int, default=None, help="square input size (default: the checkpoint's)")
     return p
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> int:
-    """One ``error:`` line on stderr; return ``code``."""
-    first = message.strip().splitlines()[0] if message.strip() else "failed"
-    print(f"error: {first}", file=sys.stderr)
-    return code
 
 
 def model_spec(checkpoint: str | None, imgsz: int | None):  # noqa: ANN201 - PreprocessSpec

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from qtseg.cli.common import EXIT_FAILED, EXIT_OK, add_common_arguments, fail
 from qtseg.export.options import (
     ExportOptions,
     add_int8_arguments,
@@ -23,8 +24,6 @@ from qtseg.export.options import (
 )
 from qtseg.export.target import Target, TargetError
 from qtseg.export.targets import ALL, COMMON_OPTIONS, TARGETS, check_options, resolve, target_names
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,16 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="TensorRT-RTX target GPUs, e.g. 86,89,120 or 'current' (default: 80,86,89,120)",
     )
     p.add_argument("--timing-cache", default=None, help="TensorRT timing-cache file (default under ~/.cache/qtseg)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_common_arguments(p, quiet_help="no progress lines")
     add_int8_arguments(p)
     return p
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> int:
-    """Print one ``error:`` line on stderr; return ``code``."""
-    first = message.strip().splitlines()[0] if message.strip() else "failed"
-    print(f"error: {first}", file=sys.stderr)
-    return code
 
 
 def _writable(out: Path) -> str | None:
@@ -207,13 +199,41 @@ def _fmt_parity(outcome: Any) -> str:
     return f"max|d| {diff:.2e}  agree {100 * worst.agreement:.3f}%  dDice {delta:+.3f}pp"
 
 
+def outcome_status(outcome: Any) -> tuple[str, str | None]:
+    """``(status, why)`` of a target as the summary shows it.
+
+    An artifact is ``ok`` only when every check of its gate ran; one written
+    with a check that could not run here (a TensorRT-RTX engine without an RTX
+    GPU: only its source ONNX graph was run) is ``built, not run``, and one
+    written with ``--no-verify`` is ``built, not verified``; ``why`` comes from
+    the manifest's ``execution`` record.
+    """
+    if outcome.status != "ok" or outcome.path is None:
+        return outcome.status, None
+    from qtseg.manifest import ManifestError, read_manifest_file
+
+    try:
+        manifest = read_manifest_file(outcome.path)
+    except ManifestError as exc:  # just written and read back by the pipeline; defensive
+        return "error", str(exc)
+    not_run = manifest.execution.get("not_run")
+    if not manifest.parity.get("verified"):
+        return "built, not verified", not_run
+    if not_run:
+        return "built, not run", not_run
+    return "ok", None
+
+
 def print_summary(outcomes: list[Any], skipped: dict[str, str], stream: Any = None) -> None:
     """Table of built, failed and skipped targets."""
     stream = stream or sys.stdout
     rows = [("target", "status", "parity (worst run)", "time", "artifact / reason")]
     for o in outcomes:
+        status, why = outcome_status(o)
         where = str(o.path) if o.path else o.message.splitlines()[0][:160]
-        rows.append((o.target, o.status, _fmt_parity(o), f"{o.seconds:.0f}s", where))
+        if why:
+            where += f" ({why})"
+        rows.append((o.target, status, _fmt_parity(o), f"{o.seconds:.0f}s", where))
     for name, reason in skipped.items():
         rows.append((name, "skipped", "-", "-", reason))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -250,10 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail("no target can be built here")
 
     # The job imports torch and the exporters: only once the arguments are known to be good.
+    from qtseg.checkpoint import CheckpointError
     from qtseg.export.job import ExportJob, Progress, TargetOutcome
     from qtseg.export.pipeline import export_target
-
-    from qtseg.checkpoint import CheckpointError
 
     try:
         model, spec, info = _load(args)
@@ -274,8 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         job.close()
     failed = [o for o in outcomes if o.status != "ok"]
-    if len(targets) > 1:
-        print_summary(outcomes, skipped)
+    print_summary(outcomes, skipped)
     for o in failed:
         print(f"error: {o.message}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK

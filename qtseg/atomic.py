@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import math
 import os
 import re
 import shutil
@@ -36,6 +37,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 try:
     import fcntl
@@ -69,6 +71,20 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def finite_or_none(obj: Any) -> Any:
+    """``obj`` with every NaN/Inf float (in nested dicts, lists, tuples) replaced by ``None``.
+
+    Reports are strict JSON: a value that could not be measured is ``null``, never ``NaN``.
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return obj
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -2,7 +2,8 @@
 
 Everything that runs a model on images and scores the result goes through
 this module: the export parity gate, the INT8 accuracy guard, ``qtseg-bench``,
-``qtseg-predict``/``qtseg-val`` and training's validation.
+``qtseg-predict``/``qtseg-val`` and training's validation (the streaming pass
+over a folder that those use is :mod:`qtseg.validation`).
 
 Definitions (stated once, used everywhere):
 
@@ -418,24 +419,6 @@ def check_parity(
     )
 
 
-# -- streaming evaluation (training's validation, large folders) ---------------------------
-@dataclass
-class EvalResult:
-    """Per-image and mean scores of one evaluation."""
-
-    names: list[str]
-    per_image: list[SegScores]
-    mean: SegScores
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (mean + per image)."""
-        return {
-            "count": len(self.names),
-            "mean": self.mean.to_dict(),
-            "per_image": {n: s.to_dict() for n, s in zip(self.names, self.per_image)},
-        }
-
-
 def torch_predictor(model: Any, device: Any = "cpu") -> Predictor:
     """Wrap an eval-mode torch model as a :data:`Predictor`."""
     import torch
@@ -445,29 +428,3 @@ def torch_predictor(model: Any, device: Any = "cpu") -> Predictor:
         return model(torch.from_numpy(x).to(device)).float().cpu().numpy()
 
     return predict
-
-
-def evaluate(
-    model: Any,
-    spec: PreprocessSpec,
-    samples: Sequence[Sample],
-    *,
-    batch_size: int = 4,
-    progress: bool = False,
-) -> EvalResult:
-    """Score a backend or predictor on ``samples`` (read in chunks, so any folder size fits)."""
-    from tqdm import tqdm
-
-    names: list[str] = []
-    scores: list[SegScores] = []
-    bar = tqdm(total=len(samples), desc="evaluate", unit="img", disable=not progress, leave=False)
-    for start in range(0, len(samples), batch_size):
-        chunk = SampleSet.from_samples(samples[start : start + batch_size], spec)
-        if not chunk.has_ground_truth:
-            raise ValueError("evaluate() needs a ground-truth mask for every sample")
-        logits = infer_logits(model, chunk.x, batch=len(chunk))
-        scores.extend(score_masks(masks_of(logits, chunk.sizes, spec), chunk.masks, spec.num_classes))  # type: ignore[arg-type]
-        names.extend(chunk.names)
-        bar.update(len(chunk))
-    bar.close()
-    return EvalResult(names=names, per_image=scores, mean=mean_scores(scores))

@@ -147,3 +147,15 @@ def host_description() -> str:
         f"{platform.system()} {platform.machine()}, Python {platform.python_version()}, "
         f"{cpu['model']} ({isa}), {where}"
     )
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages of the host (``None`` where unknown).
+
+    Recorded before and after timed runs: on a shared machine a load above the
+    number of usable CPUs means the latencies include waiting for a CPU.
+    """
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None

@@ -1,22 +1,47 @@
-"""Shared fixtures: the real Kvasir-SEG data beside the checkout and tiny checkpoints."""
+"""Shared fixtures: Kvasir-SEG data (bundled mini set, optional full set) and tiny checkpoints."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-KVASIR = REPO.parent / "shared" / "data" / "kvasir-seg"
+KVASIR_MINI = REPO / "tests" / "assets" / "kvasir-mini"
+KVASIR_ENV = "QTSEG_KVASIR_DIR"
+
+
+def in_ci() -> bool:
+    """True when the run is CI's (CI sets ``CI=true``): then missing prerequisites fail, not skip."""
+    return os.environ.get("CI", "").strip().lower() == "true"
 
 
 @pytest.fixture(scope="session")
-def kvasir_dir() -> Path:
-    """The real dataset shipped beside the checkout (``../shared/data/kvasir-seg``)."""
-    if not (KVASIR / "images").is_dir():
-        pytest.fail(f"real data missing: {KVASIR} (CI clones with ../shared beside the repo)")
-    return KVASIR
+def kvasir_mini() -> Path:
+    """The bundled 48-image Kvasir-SEG subset (``tests/assets/kvasir-mini``: 24 train/16 val/8 test).
+
+    Images are downscaled to 224 px on the longest side; masks are PNG 0/255.
+    """
+    if not (KVASIR_MINI / "splits.json").is_file():
+        pytest.fail(f"bundled test data missing: {KVASIR_MINI}")
+    return KVASIR_MINI
+
+
+@pytest.fixture(scope="session")
+def kvasir_full() -> Path:
+    """The full 900-image Kvasir-SEG folder named by ``$QTSEG_KVASIR_DIR`` (``.ci/run`` sets it).
+
+    Skipped when the variable is unset; a variable that names no dataset fails the test.
+    """
+    value = os.environ.get(KVASIR_ENV, "").strip()
+    if not value:
+        pytest.skip(f"needs the full Kvasir-SEG set: set {KVASIR_ENV}=/path/to/kvasir-seg")
+    root = Path(value)
+    if not (root / "images").is_dir() or not (root / "splits.json").is_file():
+        pytest.fail(f"{KVASIR_ENV}={value} is not a Kvasir-SEG folder (images/, masks/, splits.json)")
+    return root
 
 
 @pytest.fixture(scope="session")

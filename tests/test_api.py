@@ -1,12 +1,14 @@
 """The stable Python API on the bundled checkpoint and samples."""
 
 import numpy as np
+import pytest
 import torch
 
 import qtseg
 from qtseg.data.folder import discover
-from qtseg.evaluation import evaluate, torch_predictor
+from qtseg.evaluation import torch_predictor
 from qtseg.imageio import read_image
+from qtseg.validation import evaluate
 
 
 def test_load_preprocess_forward_postprocess(samples_dir):
@@ -23,6 +25,7 @@ def test_load_preprocess_forward_postprocess(samples_dir):
     assert mask.shape == (1, *image.shape[:2]) and mask.dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_bundled_model_segments_the_bundled_samples():
     """The bundled checkpoint must still segment real polyps (measured: mean Dice 0.899)."""
     model, spec = qtseg.load()

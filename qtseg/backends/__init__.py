@@ -147,6 +147,16 @@ def artifact_device(art: Artifact, requested: str | None) -> str:
     return requested
 
 
+AUTO = "auto"
+
+
+def auto_device() -> str:
+    """``"cuda"`` when PyTorch sees a CUDA GPU, else ``"cpu"`` (what ``--device auto`` means)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def open_backend(
     target: Any,
     *,
@@ -160,8 +170,10 @@ def open_backend(
         target: ``exports/<model>_<target>/`` (holds ``manifest.json``), a
             checkpoint directory (holds ``checkpoint.json``; a ``qtseg-train``
             output folder means its ``best/``) or an ``nn.Module``.
-        device: ``"cpu"``, ``"cuda[:N]"``; default: the device kind the
-            artifact was built for, else ``"cpu"``.
+        device: ``"cpu"``, ``"cuda[:N]"`` or ``"auto"``; default (``None``):
+            the device kind the artifact was built for, else ``"cpu"``.
+            ``"auto"``: for an artifact the same as ``None``; for a checkpoint
+            or module :func:`auto_device` (CUDA when available).
         verify_hashes: check the SHA-256 of every artifact (or checkpoint) file
             before loading (explicit opt-out; paths, sizes and specs are always checked).
         options: passed to the backend's constructor (e.g. ``threads=2``).
@@ -172,23 +184,26 @@ def open_backend(
         BackendUnavailable: the runtime is not installed (names the pip extra).
         NotExecutableHere: valid, but this machine cannot run it (e.g. no GPU).
     """
+    torch_device = auto_device() if device == AUTO else device or "cpu"
     if not isinstance(target, (str, Path)):
-        return _open_torch(target, device or "cpu", **options)
+        return _open_torch(target, torch_device, **options)
     path = Path(target)
     if is_artifact_dir(path):
+        device = None if device == AUTO else device
         art = open_artifact(path, verify_hashes=verify_hashes)
         runtime = runtime_for(art)
         if "threads" in options and not runtime.takes_threads and options.pop("threads"):
             raise BackendError(f"{runtime.name} takes no thread count (threads=...)")
         return runtime.open(art, artifact_device(art, device), **options)
     if (path / CHECKPOINT_FILENAME).is_file() or (path / "best" / CHECKPOINT_FILENAME).is_file():
-        return _open_torch(path, device or "cpu", verify_hashes=verify_hashes, **options)
+        return _open_torch(path, torch_device, verify_hashes=verify_hashes, **options)
     if not path.exists():
         raise BackendError(f"{path}: no such artifact or checkpoint folder")
     raise BackendError(f"{path} is neither an artifact directory nor a qtseg checkpoint")
 
 
 __all__ = [
+    "AUTO",
     "RUNTIMES",
     "Artifact",
     "Backend",
@@ -202,6 +217,7 @@ __all__ = [
     "Runtime",
     "TensorMeta",
     "artifact_device",
+    "auto_device",
     "open_artifact",
     "open_backend",
     "runtime_for",

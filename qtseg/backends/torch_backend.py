@@ -180,6 +180,8 @@ class TorchBackend(Backend):
             checkpoint's preprocessing size, or ``model.config.img_size``.
         options: how to run it (default: the FP32 reference).
         verify_hashes: check the checkpoint's recorded SHA-256 (explicit opt-out).
+        threads: intra-op CPU threads (0 = torch default). This sets
+            ``torch.set_num_threads`` for the whole process.
 
     Raises:
         NotExecutableHere: CUDA (or a CUDA-only option) without a CUDA GPU.
@@ -203,10 +205,13 @@ class TorchBackend(Backend):
         input_size: tuple[int, int] | None = None,
         options: TorchOptions | None = None,
         verify_hashes: bool = True,
+        threads: int = 0,
     ) -> None:
         import torch
         from torch import nn
 
+        if threads > 0:
+            torch.set_num_threads(int(threads))
         self.options = options or TorchOptions()
         opts = self.options
         if opts.needs_cuda and not device.startswith("cuda"):

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from qtseg.cli.common import fail
+from qtseg.cli.common import DefaultsHelpFormatter, add_common_arguments, fail
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,31 +17,36 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a segmentation model on DIR/images + DIR/masks (optional DIR/splits.json). "
         "Writes OUT/best (checkpoint: weights.safetensors, checkpoint.json, preprocess.json), "
         "OUT/last.pt (resume state) and OUT/summary.json.",
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("--data", required=True, help="dataset folder with images/ and masks/")
-    p.add_argument("--model", default="qtseg-v2", help="registered model name (default: qtseg-v2)")
-    p.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
-    p.add_argument("--epochs", type=int, default=150)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--model", default="qtseg-v2", help="registered model name")
+    p.add_argument("--out", default="runs/train", help="output folder")
+    p.add_argument("--epochs", type=int, default=150, help="training epochs")
+    p.add_argument("--batch", type=int, default=16, help="images per step")
     p.add_argument("--imgsz", type=int, default=512, help="square input size, multiple of 32")
     p.add_argument("--num-classes", type=int, default=2, help="classes including background")
-    p.add_argument("--width", type=int, default=None, help="encoder base width n (QTSeg default 16)")
+    p.add_argument("--width", type=int, default=None, help="encoder base width n (default: the model's own, 16 for QTSeg)")
     p.add_argument(
         "--model-config", default=None, metavar="JSON",
         help='further model config fields as a JSON object, e.g. \'{"depth": 2}\' '
         "(checked against the model's config; unknown keys are refused)",
     )
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-5)
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    p.add_argument("--weight-decay", type=float, default=1e-5, help="AdamW weight decay")
     p.add_argument("--lr-step", type=int, default=50, help="multiply the lr by 0.1 every N epochs")
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16 on GPUs that have it)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split-file", default=None, help="JSON train/val/test lists (default: DATA/splits.json if present)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, split and augmentation")
+    p.add_argument("--split-file", default=None, help="JSON train/val/test lists (default: DATA/splits.json if present, else a seeded "
+                   "80/10/10 split)")
     p.add_argument("--workers", type=int, default=4, help="processes decoding images")
-    p.add_argument("--limit", type=int, default=0, help="use at most N images per split (smoke runs)")
-    p.add_argument("--max-minutes", type=float, default=0.0, help="stop cleanly after this much training time")
+    p.add_argument("--limit", type=int, default=0, help="use at most N images per split (smoke runs; 0 = all)")
+    p.add_argument("--max-minutes", type=float, default=0.0, help="stop cleanly after this much training time (0 = no limit)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    add_common_arguments(
+        p, device=True, quiet_help="no progress lines",
+        device_help="auto (CUDA when a GPU is present, else CPU), cpu or cuda[:N]",
+    )
     return p
 
 
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         limit=args.limit, max_minutes=args.max_minutes,
     )
     try:
-        train(cfg, resume=args.resume)
+        train(cfg, resume=args.resume, quiet=args.quiet)
     except (ValueError, TypeError, RuntimeError, KeyError, OSError) as exc:
         return fail(str(exc))
     return 0

@@ -33,10 +33,21 @@ class Sample:
 
 
 def _index(folder: Path) -> dict[str, Path]:
-    files = {}
+    """``{stem: path}`` of the images in ``folder``.
+
+    Raises:
+        DatasetError: two files share a stem (``a.jpg`` and ``a.png``): samples
+            are named by stem, so one of them would silently be lost.
+    """
+    files: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-            files.setdefault(path.stem, path)
+            if path.stem in files:
+                raise DatasetError(
+                    f"{folder}: {files[path.stem].name} and {path.name} have the same name "
+                    f"{path.stem!r}; samples are named by file stem, rename one of them"
+                )
+            files[path.stem] = path
     return files
 
 
@@ -92,8 +103,8 @@ def split_samples(
         return out
     names = sorted(by_name)
     random.Random(seed).shuffle(names)
-    n_train = int(round(fractions[0] * len(names)))
-    n_val = int(round(fractions[1] * len(names)))
+    n_train = round(fractions[0] * len(names))
+    n_val = round(fractions[1] * len(names))
     cuts = {
         "train": names[:n_train],
         "val": names[n_train : n_train + n_val],

@@ -14,6 +14,7 @@ import pickle
 import random
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,13 +24,15 @@ import numpy as np
 import torch
 
 from qtseg.atomic import atomic_write_bytes
+from qtseg.backends import AUTO, auto_device
 from qtseg.checkpoint import save_checkpoint
 from qtseg.data.augment import AugmentConfig, augment_batch
 from qtseg.data.folder import Sample, discover, load_pair, split_samples
-from qtseg.evaluation import EvalResult, evaluate, torch_predictor
+from qtseg.evaluation import torch_predictor
 from qtseg.models import create, make_config
 from qtseg.preprocess import PreprocessSpec, resize_bilinear
 from qtseg.training.objectives import objective_for
+from qtseg.validation import EvalResult, evaluate
 
 
 @dataclass(frozen=True)
@@ -173,8 +176,8 @@ def _lr_at(cfg: TrainConfig, epoch: int) -> float:
 
 
 def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == AUTO:
+        return torch.device(auto_device())
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("--device cuda requested but no CUDA GPU is available")
     return torch.device(name)
@@ -229,10 +232,14 @@ def load_resume_state(path: Path, device: torch.device) -> dict[str, Any]:
     return state
 
 
-def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
-    """Run a training job; returns the summary also written to ``out/summary.json``."""
+def train(cfg: TrainConfig, *, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """Run a training job; returns the summary also written to ``out/summary.json``.
+
+    Progress lines go to stderr unless ``quiet``.
+    """
     from tqdm import tqdm
 
+    log: Callable[[str], None] = (lambda message: None) if quiet else _log
     gen = _seed_everything(cfg.seed)
     device = _resolve_device(cfg.device)
     kwargs = model_kwargs(cfg)
@@ -249,7 +256,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     xs, ys = load_tensors(splits["train"], spec, cfg.workers)
     xs, ys = xs.to(device), ys.to(device)
     validator = FastValidator(splits["val"], spec, device, cfg.workers)
-    _log(f"loaded {len(xs)} training + {len(splits['val'])} validation images in "
+    log(f"loaded {len(xs)} training + {len(splits['val'])} validation images in "
          f"{time.time() - t0:.1f}s onto {device}")
 
     model = create(cfg.model, **kwargs)
@@ -271,7 +278,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             raise ValueError(f"{state_path} does not fit this run (--model/--width/--imgsz/"
                              f"--num-classes differ from the resumed run?): {first}") from None
         start_epoch, best_dice, history = state["epoch"] + 1, state["best_dice"], state["history"]
-        _log(f"resumed from {state_path} at epoch {start_epoch}")
+        log(f"resumed from {state_path} at epoch {start_epoch}")
 
     steps = max(1, len(xs) // cfg.batch)
     train_start = time.time()
@@ -282,7 +289,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         order = torch.randperm(len(xs), generator=gen).to(device)
         losses = []
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=not sys.stderr.isatty())
+                   disable=quiet or not sys.stderr.isatty())
         for step in bar:
             idx = order[step * cfg.batch : (step + 1) * cfg.batch]
             images, masks = augment_batch(xs[idx], ys[idx], cfg.augment, gen)
@@ -302,20 +309,21 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                             metrics={"val_dice": val_dice})
         history.append({"epoch": epoch + 1, "loss": round(mean_loss, 5), "lr": _lr_at(cfg, epoch),
                         "val_dice": round(val_dice, 5)})
-        _log(f"epoch {epoch + 1}/{cfg.epochs} loss {mean_loss:.4f} lr {_lr_at(cfg, epoch):.0e} "
+        log(f"epoch {epoch + 1}/{cfg.epochs} loss {mean_loss:.4f} lr {_lr_at(cfg, epoch):.0e} "
              f"val dice {val_dice:.4f}{' *' if improved else ''} [{time.time() - train_start:.0f}s]")
         if cfg.max_minutes and time.time() - train_start > cfg.max_minutes * 60:
-            _log(f"stopping after epoch {epoch + 1}: --max-minutes {cfg.max_minutes} reached")
+            log(f"stopping after epoch {epoch + 1}: --max-minutes {cfg.max_minutes} reached")
             save_resume_state(state_path, model, optimizer, gen, epoch, best_dice, history)
             break
         save_resume_state(state_path, model, optimizer, gen, epoch, best_dice, history)
 
     train_seconds = time.time() - train_start
-    return finalize(cfg, out, splits, device, train_seconds, history)
+    return finalize(cfg, out, splits, device, train_seconds, history, log=log)
 
 
 def finalize(cfg: TrainConfig, out: Path, splits: dict[str, list[Sample]], device: torch.device,
-             train_seconds: float, history: list[dict]) -> dict[str, Any]:
+             train_seconds: float, history: list[dict],
+             log: Callable[[str], None] = _log) -> dict[str, Any]:
     """Evaluate the best checkpoint on val and test; store the results in it."""
     from qtseg.checkpoint import load_checkpoint
 
@@ -339,7 +347,7 @@ def finalize(cfg: TrainConfig, out: Path, splits: dict[str, list[Sample]], devic
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     for split, res in results.items():
         m = res.mean
-        _log(f"{split}: dice {m.dice:.4f} iou {m.iou:.4f} mae {m.mae:.4f} acc {m.accuracy:.4f} (n={len(res.names)})")
+        log(f"{split}: dice {m.dice:.4f} iou {m.iou:.4f} mae {m.mae:.4f} acc {m.accuracy:.4f} (n={len(res.names)})")
     return summary
 
 

@@ -154,9 +154,11 @@ def test_ratios_and_summary():
 def test_nan_becomes_null():
     report = synthetic_report()
     report["rows"][1]["latency"][0]["img_per_s"] = float("inf")
-    from qtseg.bench.report import _finite
+    from qtseg.atomic import finite_or_none
 
-    assert _finite(report)["rows"][1]["latency"][0]["img_per_s"] is None
+    cleaned = finite_or_none(report)
+    assert cleaned["rows"][1]["latency"][0]["img_per_s"] is None
+    assert cleaned["rows"][0] == report["rows"][0]  # finite values untouched
 
 
 @pytest.mark.parametrize(

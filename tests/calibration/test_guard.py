@@ -19,8 +19,8 @@ SPEC = PreprocessSpec(input_size=(64, 64))
 
 
 @pytest.fixture(scope="module")
-def held(kvasir_dir) -> SampleSet:
-    val = split_samples(discover(kvasir_dir), split_file=kvasir_dir / "splits.json")["val"][:10]
+def held(kvasir_mini) -> SampleSet:
+    val = split_samples(discover(kvasir_mini), split_file=kvasir_mini / "splits.json")["val"][:10]
     return SampleSet.from_samples(val, SPEC, source={"split": "val"})
 
 

@@ -79,8 +79,8 @@ def test_manifest_records_sources_rule_and_versions(synthetic_dataset):
     assert calib.x.shape == (9, 3, 32, 32)
 
 
-def test_real_kvasir_selection_is_stratified(kvasir_dir):
-    train = split_samples(discover(kvasir_dir), split_file=kvasir_dir / "splits.json")["train"]
+def test_real_kvasir_selection_is_stratified(kvasir_mini):
+    train = split_samples(discover(kvasir_mini), split_file=kvasir_mini / "splits.json")["train"]
     sel = select_samples(train, SelectionRule(size=16, seed=0))
     assert len(sel.samples) == 16 and EMPTY not in sel.strata  # Kvasir has no empty masks
     assert all(sel.strata.count(f"size-q{i}") == 4 for i in range(1, 5))

@@ -1,17 +1,20 @@
 import json
 
+import pytest
+
 from qtseg.checkpoint import load_checkpoint
 from qtseg.cli.train import main
 
 
-def test_tiny_training_run_end_to_end(tmp_path, kvasir_dir, capsys):
+@pytest.mark.slow
+def test_tiny_training_run_end_to_end(tmp_path, kvasir_mini, capsys):
     out = tmp_path / "run"
-    args = ["--data", str(kvasir_dir), "--epochs", "2", "--batch", "4", "--imgsz", "64", "--width", "4",
+    args = ["--data", str(kvasir_mini), "--epochs", "2", "--batch", "4", "--imgsz", "64", "--width", "4",
             "--limit", "8", "--workers", "1", "--out", str(out)]
     assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["metrics"]["test"]["dice"] >= 0.0 and len(summary["history"]) == 2
-    model, spec, info = load_checkpoint(out / "best")
+    _model, spec, info = load_checkpoint(out / "best")
     assert spec.input_size == (64, 64) and info.metrics["val"]["dice"] == summary["metrics"]["val"]["dice"]
     # resume continues after the last finished epoch
     assert main(args[:2] + ["--epochs", "3"] + args[4:] + ["--resume"]) == 0

@@ -46,9 +46,9 @@ def test_model_kwargs_merges_and_rejects() -> None:
         ('{"depth": 2, "semantic_trainable_blocks": 3}', "semantic_trainable_blocks must be in [0, 2]"),
     ],
 )
-def test_bad_model_config_fails_before_any_work(tmp_path, kvasir_dir, capsys, model_config, message) -> None:
+def test_bad_model_config_fails_before_any_work(tmp_path, kvasir_mini, capsys, model_config, message) -> None:
     out = tmp_path / "run"
-    rc = main(["--data", str(kvasir_dir), "--model", "icmoe", "--imgsz", "64",
+    rc = main(["--data", str(kvasir_mini), "--model", "icmoe", "--imgsz", "64",
                "--model-config", model_config, "--out", str(out)])
     assert rc == 2
     err = capsys.readouterr().err
@@ -56,10 +56,10 @@ def test_bad_model_config_fails_before_any_work(tmp_path, kvasir_dir, capsys, mo
     assert not out.exists()
 
 
-def test_icmoe_trains_one_epoch_with_its_objective(tmp_path, kvasir_dir) -> None:
+def test_icmoe_trains_one_epoch_with_its_objective(tmp_path, kvasir_mini) -> None:
     """4 Kvasir images at 64x64: the SgCL projections train, frozen experts stay put."""
     out = tmp_path / "icmoe"
-    rc = main(["--data", str(kvasir_dir), "--model", "icmoe", "--imgsz", "64", "--epochs", "1",
+    rc = main(["--data", str(kvasir_mini), "--model", "icmoe", "--imgsz", "64", "--epochs", "1",
                "--batch", "4", "--limit", "4", "--workers", "1", "--seed", "0",
                "--model-config", json.dumps(ICMOE_TINY), "--out", str(out)])
     assert rc == 0

@@ -19,9 +19,10 @@ from tests.cpp.helpers import (
     REPO,
     Artifact,
     CppBuild,
+    configure,
+    require_module,
     require_tool,
     run_checked,
-    upgrade_to_v2,
     write_artifact,
     write_png,
 )
@@ -31,14 +32,14 @@ from tests.cpp.tiny_models import tiny_openvino
 @pytest.fixture(scope="session")
 def cpp_build(tmp_path_factory: pytest.TempPathFactory) -> CppBuild:
     """Configure and build the repository's CMake project (Release, OpenVINO required)."""
-    ov = pytest.importorskip("openvino")
+    ov = require_module("openvino")
     cmake = require_tool("cmake")
     require_tool("c++")
     ov_dir = Path(ov.__file__).resolve().parent / "cmake"
     build = tmp_path_factory.mktemp("cpp-build")
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     start = time.perf_counter()
-    run_checked(
+    configure(
         [
             cmake,
             "-S",
@@ -112,7 +113,7 @@ def _tiny_checkpoint(out: Path) -> Path:
 @pytest.fixture(scope="session")
 def ov_artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
     """The OpenVINO fp32 artifact: from ``qtseg.export.cli`` when it exists, else self-built."""
-    pytest.importorskip("openvino")
+    require_module("openvino")
     out = tmp_path_factory.mktemp("exports")
     try:
         from qtseg.export import cli as export_cli
@@ -145,8 +146,7 @@ def ov_artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
         assert rc in (0, None), f"qtseg.export.cli exited with {rc}"
         manifests = sorted(out.glob("*/manifest.json"))
         assert manifests, f"qtseg.export.cli wrote no artifact under {out}"
-        # Until the exporter writes qtseg.manifest/2 itself, the fixture upgrades its manifest.
-        artifact = Artifact(upgrade_to_v2(manifests[0].parent), source)
+        artifact = Artifact(manifests[0].parent, source)
     print(f"\n[tests/cpp] OpenVINO artifact: {artifact.source} -> {artifact.path}")
     return artifact
 
@@ -306,5 +306,5 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_ov_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny OpenVINO IR fp32 artifact (64x64 conv net, dynamic batch) for hostile-input tests."""
-    pytest.importorskip("openvino")
+    require_module("openvino")
     return tiny_openvino(tmp_path_factory.mktemp("tiny") / "tiny_openvino-fp32")

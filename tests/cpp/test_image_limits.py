@@ -109,9 +109,6 @@ def test_default_limit_is_documented_and_matches_python(cpp_build):
     assert (
         int(re.search(r"--max-pixels N .*\(default (\d+)\)", help_text).group(1)) == DEFAULT_LIMIT
     )
-    import qtseg.imageio
+    from qtseg.imageio import DEFAULT_MAX_PIXELS
 
-    python_limit = getattr(qtseg.imageio, "MAX_PIXELS", None)
-    if python_limit is None:
-        pytest.skip("qtseg.imageio has no MAX_PIXELS yet (the Python limit lands separately)")
-    assert python_limit == DEFAULT_LIMIT
+    assert DEFAULT_MAX_PIXELS == DEFAULT_LIMIT

@@ -19,7 +19,15 @@ import pytest
 from qtseg.backends.aoti_backend import AotiBackend
 from qtseg.preprocess import PreprocessSpec
 from tests.backends import aoti_packages as pk
-from tests.cpp.helpers import REPO, read_f32, require_tool, run, run_checked, write_artifact
+from tests.cpp.helpers import (
+    REPO,
+    configure,
+    read_f32,
+    require_tool,
+    run,
+    run_checked,
+    write_artifact,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +45,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build = tmp_path_factory.mktemp("cpp-libtorch")
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     start = time.perf_counter()
-    run_checked(
+    configure(
         [
             cmake,
             "-S",

@@ -1,3 +1,7 @@
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -8,22 +12,33 @@ from qtseg.data.folder import DatasetError, discover, load_pair, split_samples
 from qtseg.imageio import ImageReadError
 
 
-def test_kvasir_split_file_is_used_exactly(kvasir_dir):
-    samples = discover(kvasir_dir)
-    assert len(samples) == 900
-    splits = split_samples(samples, split_file=kvasir_dir / "splits.json")
+def test_split_file_is_used_exactly(kvasir_mini):
+    samples = discover(kvasir_mini)
+    assert len(samples) == 48
+    splits = split_samples(samples, split_file=kvasir_mini / "splits.json")
+    assert [len(splits[k]) for k in ("train", "val", "test")] == [24, 16, 8]
+    names = [{s.name for s in splits[k]} for k in ("train", "val", "test")]
+    assert not names[0] & names[1] and not names[0] & names[2] and not names[1] & names[2]
+
+
+def test_full_kvasir_split_file(kvasir_full, kvasir_mini):
+    """The full set's split is 720/90/90, and the mini set keeps each image in its full-set split."""
+    splits = split_samples(discover(kvasir_full), split_file=kvasir_full / "splits.json")
     assert [len(splits[k]) for k in ("train", "val", "test")] == [720, 90, 90]
     assert not {s.name for s in splits["train"]} & {s.name for s in splits["test"]}
+    mini = json.loads((kvasir_mini / "splits.json").read_text())
+    for split in ("train", "val", "test"):
+        assert {Path(n).stem for n in mini[split]} <= {s.name for s in splits[split]}
 
 
-def test_seeded_split_is_deterministic(kvasir_dir):
-    samples = discover(kvasir_dir)
+def test_seeded_split_is_deterministic(kvasir_mini):
+    samples = discover(kvasir_mini)
     a = split_samples(samples, seed=7)
     b = split_samples(list(reversed(samples)), seed=7)
     c = split_samples(samples, seed=8)
     assert [s.name for s in a["val"]] == [s.name for s in b["val"]]
     assert [s.name for s in a["val"]] != [s.name for s in c["val"]]
-    assert sum(len(v) for v in a.values()) == 900
+    assert sum(len(v) for v in a.values()) == 48
 
 
 def test_empty_and_incomplete_folders(tmp_path):
@@ -50,8 +65,23 @@ def test_mismatched_image_and_mask_sizes(tmp_path):
         load_pair(discover(tmp_path)[0])
 
 
-def test_kvasir_jpeg_masks_are_binary(kvasir_dir):
-    image, mask = load_pair(discover(kvasir_dir)[0])
+def test_jpeg_masks_are_binary(kvasir_mini, tmp_path):
+    """A Kvasir-style JPEG mask (compression ringing around the edge) still reads as 0/1."""
+    sample = discover(kvasir_mini)[0]
+    _, truth = load_pair(sample)
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    shutil.copy(sample.image, tmp_path / "images" / sample.image.name)
+    Image.fromarray(truth * 255).save(tmp_path / "masks" / f"{sample.name}.jpg", quality=75)
+    raw = np.asarray(Image.open(tmp_path / "masks" / f"{sample.name}.jpg"))
+    assert len(np.unique(raw)) > 2  # the JPEG really is not binary on disk
+    image, mask = load_pair(discover(tmp_path)[0])
+    assert image.shape[:2] == mask.shape and set(np.unique(mask)) == {0, 1}
+    assert (mask != truth).mean() < 0.01
+
+
+def test_full_kvasir_jpeg_masks_are_binary(kvasir_full):
+    image, mask = load_pair(discover(kvasir_full)[0])
     assert image.shape[:2] == mask.shape and set(np.unique(mask)) <= {0, 1}
 
 

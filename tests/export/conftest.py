@@ -30,9 +30,9 @@ def run_cli(args: list[str]) -> CliRun:
 
 
 @pytest.fixture(scope="session")
-def sample_images(kvasir_dir: Path) -> Path:
+def sample_images(kvasir_mini: Path) -> Path:
     """Real images (first 8 sorted are used) with ground truth in ../masks."""
-    return kvasir_dir / "images"
+    return kvasir_mini / "images"
 
 
 @pytest.fixture(scope="session")

@@ -102,14 +102,14 @@ def test_int8_target_without_calibration_set(tiny_checkpoint, sample_images, out
     assert not out.exists()
 
 
-def test_int8_flags_without_int8_target(tiny_checkpoint, sample_images, kvasir_dir, tmp_path, out):
-    run = run_cli(["--target", "onnx", "--calib", str(kvasir_dir), *_base(tiny_checkpoint, sample_images, out)])
+def test_int8_flags_without_int8_target(tiny_checkpoint, sample_images, kvasir_mini, tmp_path, out):
+    run = run_cli(["--target", "onnx", "--calib", str(kvasir_mini), *_base(tiny_checkpoint, sample_images, out)])
     _assert_one_error(run, "--calib is used only by the INT8 targets", "onnx-int8")
     run = run_cli(["--target", "onnx-int8", "--calib-method", "minmax", *_base(tiny_checkpoint, sample_images, out)])
     _assert_one_error(run, "--calib-method is an INT8 option")
     run = run_cli(["--target", "onnx-int8", "--calib", str(tmp_path / "none"), *_base(tiny_checkpoint, sample_images, out)])
     _assert_one_error(run, "calibration set or dataset folder not found")
-    run = run_cli(["--target", "onnx-int8", "--calib", str(kvasir_dir), "--calib-method", "kl",
+    run = run_cli(["--target", "onnx-int8", "--calib", str(kvasir_mini), "--calib-method", "kl",
                    *_base(tiny_checkpoint, sample_images, out)])
     _assert_one_error(run, "unknown calibration method 'kl'")
     assert not out.exists()

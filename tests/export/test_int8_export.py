@@ -43,9 +43,9 @@ def run_int8(checkpoint: Path, out: Path, names: list[str], *, verify: bool, **i
 
 
 @pytest.fixture(scope="module")
-def tiny_int8(tiny_checkpoint, kvasir_dir, tmp_path_factory):
+def tiny_int8(tiny_checkpoint, kvasir_mini, tmp_path_factory):
     out = tmp_path_factory.mktemp("int8")
-    outcomes = run_int8(tiny_checkpoint, out, BUILT_HERE, verify=False, calib=str(kvasir_dir), calib_size=8,
+    outcomes = run_int8(tiny_checkpoint, out, BUILT_HERE, verify=False, calib=str(kvasir_mini), calib_size=8,
                         guard_limit=6, max_dice_drop=100.0)
     return out, outcomes
 
@@ -62,7 +62,7 @@ def test_every_installed_int8_target_builds(tiny_int8):
         assert set(guard["reference"]) >= {"dice", "iou"}
 
 
-def test_one_calibration_set_recorded_everywhere(tiny_int8, kvasir_dir):
+def test_one_calibration_set_recorded_everywhere(tiny_int8, kvasir_mini):
     out, outcomes = tiny_int8
     ids = {read_manifest(out / f"qtseg-v2_{n}")["calibration"]["set_id"] for n in outcomes}
     assert len(ids) == 1
@@ -70,7 +70,7 @@ def test_one_calibration_set_recorded_everywhere(tiny_int8, kvasir_dir):
     saved = out / "calibration" / set_id
     calib = json.loads((saved / "manifest.json").read_text())
     assert calib["set_id"] == set_id and calib["count"] == 8 and calib["source"]["split"] == "train"
-    val = {Path(n).stem for n in json.loads((kvasir_dir / "splits.json").read_text())["val"]}
+    val = {Path(n).stem for n in json.loads((kvasir_mini / "splits.json").read_text())["val"]}
     assert not val & set(calib["names"])
     meta = {p.key: p.value for p in onnx.load(str(out / "qtseg-v2_onnx-int8" / "model.onnx")).metadata_props}
     assert meta["qtseg.calibration_set"] == set_id and meta["qtseg.precision"] == "int8"
@@ -158,21 +158,21 @@ def test_openvino_int8_states_the_precision_of_its_float_parts(tiny_int8):
         assert backend.compiled_property("INFERENCE_PRECISION_HINT") == hint
 
 
-def test_guard_failure_leaves_nothing(tiny_checkpoint, kvasir_dir, tmp_path):
+def test_guard_failure_leaves_nothing(tiny_checkpoint, kvasir_mini, tmp_path):
     with pytest.raises(RuntimeError, match="accuracy guard failed"):
-        run_int8(tiny_checkpoint, tmp_path, ["onnx-int8"], verify=False, calib=str(kvasir_dir), calib_size=8,
+        run_int8(tiny_checkpoint, tmp_path, ["onnx-int8"], verify=False, calib=str(kvasir_mini), calib_size=8,
                  guard_limit=4, max_dice_drop=-100.0, search=False)
     assert not (tmp_path / "qtseg-v2_onnx-int8").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".qtseg-v2_onnx-int8")]
 
 
-def test_bundled_checkpoint_passes_guard_and_gate(kvasir_dir, tmp_path):
+def test_bundled_checkpoint_passes_guard_and_gate(kvasir_mini, tmp_path):
     """The trained model at 512x512: 16 calibration images, guard on 16 val images, budget 0.5 pp."""
     if not (qtseg.DEFAULT_CHECKPOINT / "checkpoint.json").is_file():
         pytest.fail(f"bundled checkpoint missing: {qtseg.DEFAULT_CHECKPOINT}")
     start = time.perf_counter()
     outcomes = run_int8(qtseg.DEFAULT_CHECKPOINT, tmp_path, ["onnx-int8", "openvino-int8"], verify=True,
-                        calib=str(kvasir_dir), calib_size=16, guard_limit=16)
+                        calib=str(kvasir_mini), calib_size=16, guard_limit=16)
     for name, outcome in outcomes.items():
         assert outcome.status == "ok", outcome.message
         manifest = read_manifest(tmp_path / f"qtseg-v2_{name}")
@@ -183,7 +183,7 @@ def test_bundled_checkpoint_passes_guard_and_gate(kvasir_dir, tmp_path):
     print(f"bundled INT8 end-to-end: {time.perf_counter() - start:.0f} s")
 
 
-def test_cli_onnx_int8_end_to_end(tiny_checkpoint, kvasir_dir, sample_images, tmp_path):
+def test_cli_onnx_int8_end_to_end(tiny_checkpoint, kvasir_mini, sample_images, tmp_path):
     """``qtseg-export --target onnx-int8 --calib DATASET`` on tiny inputs: set built, guard run, artifact written.
 
     Random weights give noise masks, so the parity gate is off (the bundled-checkpoint test runs it).
@@ -192,7 +192,7 @@ def test_cli_onnx_int8_end_to_end(tiny_checkpoint, kvasir_dir, sample_images, tm
 
     out = tmp_path / "exports"
     run = run_cli(["--target", "onnx-int8", "--checkpoint", str(tiny_checkpoint), "--samples", str(sample_images),
-                   "--out", str(out), "--calib", str(kvasir_dir), "--calib-size", "8", "--calib-method", "minmax",
+                   "--out", str(out), "--calib", str(kvasir_mini), "--calib-size", "8", "--calib-method", "minmax",
                    "--guard-limit", "4", "--max-dice-drop", "100", "--no-verify"])
     assert run.rc == 0, run.err
     assert "accuracy guard" in run.err and "calibration set cal-" in run.err  # progress goes to stderr

@@ -85,7 +85,9 @@ def test_every_target_passes_the_gate(peer_exports, model: str) -> None:
     ckpt, out, run = peer_exports[model]
     assert run.rc == 0, run.err[-3000:]
     for target in TARGETS:
-        assert re.search(rf"^{target}\s+ok\s", run.out, re.MULTILINE)  # summary table of a target list
+        # summary table of a target list; an engine that could not run here is "built, not run"
+        status = r"built, not run" if target.startswith("trt") else "ok"
+        assert re.search(rf"^{target}\s+{status}\s", run.out, re.MULTILINE), run.out
         m = _manifest(out, model, target)
         size = json.loads((ckpt / "checkpoint.json").read_text())["config"]["img_size"]
         assert m["model"]["name"] == model and m["target"] == target

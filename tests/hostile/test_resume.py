@@ -82,12 +82,12 @@ def test_round_trip_of_a_real_resume_state(tmp_path):
     assert not list(tmp_path.glob(".last.pt.*"))  # written atomically, no temp left
 
 
-def test_train_cli_refuses_a_malicious_last_pt(tmp_path, kvasir_dir, capsys):
+def test_train_cli_refuses_a_malicious_last_pt(tmp_path, kvasir_mini, capsys):
     out = tmp_path / "run"
     out.mkdir()
     marker = tmp_path / "ran"
     _malicious_state(out / "last.pt", marker)
-    rc = main(["--data", str(kvasir_dir), "--epochs", "1", "--batch", "4", "--imgsz", "64", "--width", "4",
+    rc = main(["--data", str(kvasir_mini), "--epochs", "1", "--batch", "4", "--imgsz", "64", "--width", "4",
                "--limit", "8", "--workers", "1", "--out", str(out), "--resume"])
     err = capsys.readouterr().err
     assert rc == 2 and "error: " in err and "refused" in err and "Traceback" not in err

@@ -423,6 +423,7 @@ def test_sam_weights_fill_extra_class_tokens() -> None:
 # ------------------------------------------------------------------------ ONNX
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:Constant folding")
 def test_onnx_export_matches_torch(tmp_path) -> None:
     model = _tiny().eval()

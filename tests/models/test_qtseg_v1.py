@@ -102,6 +102,7 @@ def test_invalid_config_rejected(cfg: dict) -> None:
         QTSegV1Config(**cfg)
 
 
+@pytest.mark.slow
 def test_torch_export_dynamic_batch(small_model: torch.nn.Module) -> None:
     # torch.export specialises example sizes 0 and 1, so the example batch is 2.
     batch = torch.export.Dim("batch", min=1, max=64)
@@ -119,6 +120,7 @@ def test_torch_export_dynamic_batch(small_model: torch.nn.Module) -> None:
             torch.testing.assert_close(exported(x), small_model(x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
 def test_onnx_export_matches_onnxruntime(small_model: torch.nn.Module) -> None:
     ort = pytest.importorskip("onnxruntime")

@@ -19,6 +19,7 @@ def test_parameter_count_matches_spec(full_model):
     assert abs(params - SPEC_PARAMS) / SPEC_PARAMS <= 0.005, params
 
 
+@pytest.mark.slow
 def test_macs_match_spec_with_own_and_torch_counter(full_model):
     ours = measure(full_model, (1, 3, 512, 512))
     assert abs(ours.macs - SPEC_MACS) / SPEC_MACS <= 0.03, ours.macs
@@ -54,6 +55,7 @@ def test_positional_encodings_are_buffers_not_parameters():
     assert not any("pos_enc" in k for k in model.state_dict())
 
 
+@pytest.mark.slow
 def test_torch_export_traces_with_free_batch():
     model = create("qtseg-v2", width=8, img_size=(64, 64)).eval()
     x = torch.rand(2, 3, 64, 64)
