@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from qtseg.backends import open_backend
-from qtseg.checkpoint import resolve_checkpoint_dir
 from qtseg.data.folder import (
     DatasetError,
     Sample,
@@ -291,7 +290,12 @@ def open_target(path: str | Path, *, device: str | None = "auto", threads: int =
     path = Path(path)
     manifest = read_manifest_file(path) if is_artifact_dir(path) else None
     backend = open_backend(path, device=device, threads=threads)
-    spec = manifest.preprocess if manifest is not None else PreprocessSpec.load(resolve_checkpoint_dir(path))
+    if manifest is not None:
+        spec = manifest.preprocess
+    else:
+        from qtseg.checkpoint import resolve_checkpoint_dir  # torch: only for checkpoints
+
+        spec = PreprocessSpec.load(resolve_checkpoint_dir(path))
     return Opened(path, backend, spec, manifest)
 
 
