@@ -77,9 +77,8 @@ def bench_argv(args: argparse.Namespace, *, bundled_present: bool) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the PyTorch GPU rows; returns ``qtseg-bench``'s exit code."""
-    from qtseg.bench import cli
-
     import qtseg
+    from qtseg.bench import cli
 
     args = build_parser().parse_args(argv)
     code = cli.main(bench_argv(args, bundled_present=qtseg.DEFAULT_CHECKPOINT.is_dir()))

@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import qtseg
+from qtseg.backends import RUNTIMES
 from qtseg.bench.config import BenchConfig
 from qtseg.bench.discover import ModelGroup, checkpoint_group, discover, group_artifacts
 from qtseg.bench.rows import ERROR, NOT_EXECUTED, RowSpec, failed_row, run_row, save_logits
 from qtseg.bench.system import default_threads
 from qtseg.bench.torch_variants import REFERENCE_VARIANT, variants_for
-
-from qtseg.backends import RUNTIMES
 
 DEFAULT_EXPORT_DIR = "exports"
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")

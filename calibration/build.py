@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from qtseg.calibration.artifact import MIN_IMAGES, CalibrationError, CalibrationSet
+from qtseg.calibration.selection import SelectionRule, select_samples
 from qtseg.data.folder import DatasetError, Sample, default_split_file, discover, split_samples
 from qtseg.preprocess import PreprocessSpec
 from qtseg.provenance import file_sha256, package_versions
-
-from qtseg.calibration.artifact import MIN_IMAGES, CalibrationError, CalibrationSet
-from qtseg.calibration.selection import SelectionRule, select_samples
 
 Log = Callable[[str], None]
 

@@ -11,7 +11,7 @@ own group. The first convolution is added as its own group (a usual suspect).
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from qtseg.calibration.guard import LayerGroup
 

@@ -40,7 +40,7 @@ class CalibrationMethod:
             raise ValueError(f"percentile must be in (50, 100], got {self.percentile}")
 
     @classmethod
-    def parse(cls, text: str) -> "CalibrationMethod":
+    def parse(cls, text: str) -> CalibrationMethod:
         """``"minmax"``, ``"entropy"``, ``"percentile"`` or ``"percentile:99.9"``."""
         name, _, value = text.strip().lower().partition(":")
         if value and name != "percentile":

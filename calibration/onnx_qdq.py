@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from qtseg.calibration.artifact import CalibrationSet, validate_set
 from qtseg.calibration.histogram import bounded_collector
 from qtseg.calibration.methods import CalibrationMethod
@@ -124,6 +125,7 @@ def calibrate_ranges(
         ``{"method", "images", "tensors", "seconds"}``.
     """
     from onnxruntime.quantization.calibrate import create_calibrator
+
     from qtseg.calibration.readers import ort_reader
 
     validate_set(calib)

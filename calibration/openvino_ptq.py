@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+
 from qtseg.calibration.artifact import CalibrationSet, validate_set
 from qtseg.calibration.methods import CalibrationMethod
 
@@ -31,6 +32,7 @@ def quantize_openvino(model: Any, calib: CalibrationSet, method: CalibrationMeth
     """
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+
     from qtseg.calibration.readers import nncf_dataset
 
     validate_set(calib)

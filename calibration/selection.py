@@ -13,9 +13,9 @@ names, so the same files, rule and seed give the same set on every machine.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
-
+from typing import Any
 
 from qtseg.data.folder import Sample
 from qtseg.imageio import read_mask

@@ -38,12 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from qtseg.export.job import BuildResult, ExportJob, ParityCheck, Progress, TargetOutcome
-from qtseg.export.options import ExportOptions
-from qtseg.export.pipeline import export_target
-from qtseg.export.target import Target
-from qtseg.export.targets import TARGETS
-from qtseg.export.wrapper import INPUT_NAME, OUTPUT_NAME, assert_eval, prepare
 from torch import nn
 
 import qtseg
@@ -51,6 +45,12 @@ from qtseg.backends.aoti_backend import META_PREFIX, package_library, read_packa
 from qtseg.backends.base import TensorMeta
 from qtseg.backends.torch_backend import TorchOptions, prepare_model
 from qtseg.checkpoint import load_checkpoint
+from qtseg.export.job import BuildResult, ExportJob, ParityCheck, Progress, TargetOutcome
+from qtseg.export.options import ExportOptions
+from qtseg.export.pipeline import export_target
+from qtseg.export.target import Target
+from qtseg.export.targets import TARGETS
+from qtseg.export.wrapper import INPUT_NAME, OUTPUT_NAME, assert_eval, prepare
 from qtseg.provenance import config_hash
 
 PACKAGE = "model.pt2"

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from qtseg.calibration import CalibrationSet, LayerGroup, Scores
-from qtseg.export.options import NOTES_KEY, Int8Options, Int8SetupError
-from qtseg.export.job import ExportJob
-
 from qtseg.evaluation import SampleSet, torch_predictor
+from qtseg.export.job import ExportJob
+from qtseg.export.options import NOTES_KEY, Int8Options, Int8SetupError
 
 CONTEXT_KEY = "int8_context"
 
@@ -53,7 +52,14 @@ class Int8Context:
 
 
 def _load_or_build_set(job: ExportJob, options: Int8Options, out_dir: Path) -> CalibrationSet:
-    from qtseg.calibration import SelectionRule, build_set, is_set_dir, load_set, save_set, validate_set
+    from qtseg.calibration import (
+        SelectionRule,
+        build_set,
+        is_set_dir,
+        load_set,
+        save_set,
+        validate_set,
+    )
 
     source = Path(options.calib)
     if not source.exists():

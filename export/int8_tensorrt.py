@@ -20,15 +20,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+from qtseg.atomic import atomic_write_bytes
+from qtseg.backends.base import Backend
 from qtseg.calibration.onnx_qdq import keep_float, qdq_counts, tensorrt_form
 from qtseg.export.int8_context import CONTEXT_KEY
 from qtseg.export.int8_onnx import guarded_qdq, int8_calibration, int8_details, stamped_bytes
 from qtseg.export.job import BuildResult, ExportJob, ParityCheck
 from qtseg.export.target import Target
 from qtseg.export.tensorrt_engine import LIBRARY_LABEL, EngineBuildError, build_engine
-
-from qtseg.atomic import atomic_write_bytes
-from qtseg.backends.base import Backend
 
 ENGINE, ONNX = "model.engine", "model.onnx"
 MAX_FALLBACK_ROUNDS = 3

@@ -19,11 +19,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
-from qtseg.export import onnx_graph
-from qtseg.export.onnx_fp16 import BlockList, block_list_for, fp16_graph
-from qtseg.export.options import ExportOptions
-from qtseg.export.target import GRAPH_KEYS, Target
-from qtseg.export.wrapper import ExportIO
 from torch import nn
 
 import qtseg
@@ -31,10 +26,14 @@ from qtseg.atomic import atomic_write_bytes
 from qtseg.backends.base import Backend
 from qtseg.checkpoint import CheckpointInfo
 from qtseg.evaluation import ParityResult, SampleSet, check_parity, infer_logits
+from qtseg.export import onnx_graph
+from qtseg.export.onnx_fp16 import BlockList, block_list_for, fp16_graph
+from qtseg.export.options import ExportOptions
+from qtseg.export.target import GRAPH_KEYS, Target
+from qtseg.export.wrapper import ExportIO
 from qtseg.manifest import SCHEMA, TensorMeta
 from qtseg.preprocess import PreprocessSpec
 from qtseg.provenance import bytes_sha256, config_hash, package_versions
-
 
 
 class ParityFailure(RuntimeError):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qtseg.atomic import atomic_write_bytes
 from qtseg.export.job import BuildResult, ExportJob
 from qtseg.export.target import Target
-
-from qtseg.atomic import atomic_write_bytes
 
 MODEL_FILENAME = "model.onnx"
 

@@ -22,8 +22,8 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
-from qtseg.export.wrapper import INPUT_NAME, OUTPUT_NAME, ExportIO, assert_eval, prepare
 
+from qtseg.export.wrapper import INPUT_NAME, OUTPUT_NAME, ExportIO, assert_eval, prepare
 from qtseg.manifest import TensorMeta
 
 Step = Callable[[str], AbstractContextManager[Any]]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from dataclasses import asdict, dataclass, fields
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from qtseg.calibration.methods import DEFAULT_METHOD

@@ -15,12 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qtseg.export.job import BuildResult, ExportJob, ParityFailure, TargetOutcome
-from qtseg.export.target import Target
-
 from qtseg.atomic import staging_dir
 from qtseg.backends.base import BackendUnavailable, NotExecutableHere
 from qtseg.evaluation import ParityResult
+from qtseg.export.job import BuildResult, ExportJob, ParityFailure, TargetOutcome
+from qtseg.export.target import Target
 from qtseg.manifest import (
     FILENAME,
     ExportSettings,

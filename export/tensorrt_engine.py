@@ -20,11 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from qtseg.export.job import BuildResult, ExportJob, ParityCheck
-from qtseg.export.target import Target
-
 from qtseg.atomic import atomic_write_bytes
 from qtseg.backends.base import Backend
+from qtseg.export.job import BuildResult, ExportJob, ParityCheck
+from qtseg.export.target import Target
 
 ENGINE, ONNX = "model.engine", "model.onnx"
 # TensorRT-RTX's documented default portable set (Ampere, Ada, Blackwell);

@@ -20,12 +20,11 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-ImageLike = Union[str, Path, np.ndarray]
+ImageLike = str | Path | np.ndarray
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 

@@ -10,8 +10,8 @@ are means of per-image scores (the convention of the polyp benchmarks).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Iterable
 
 import numpy as np
 

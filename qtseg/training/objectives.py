@@ -7,7 +7,7 @@ contrastive loss, which needs more than the logits.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn

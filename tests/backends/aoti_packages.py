@@ -59,6 +59,7 @@ def _workdir() -> Path:
 
 def _build(name: str, device: str) -> Path:
     import torch
+
     from qtseg.export.aoti import compile_package
 
     path = _workdir() / name / "model.pt2"

@@ -12,7 +12,6 @@ import torch
 
 from qtseg.backends import BackendError, NotExecutableHere, TensorMeta, open_backend
 from qtseg.backends.aoti_backend import AotiBackend, package_library, read_package_metadata
-from qtseg.preprocess import PreprocessSpec
 from tests.backends import aoti_packages as pk
 
 pytestmark = pytest.mark.slow  # one ~25 s AOTInductor compile, shared by the module

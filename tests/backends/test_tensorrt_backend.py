@@ -70,9 +70,9 @@ def test_device_buffers_roundtrip_on_gpu():
     """The cuda-python part of the runner (buffers, async copies, stream) on a real GPU."""
     import numpy as np
     from cuda.bindings import runtime as cudart
-    from qtseg.export.tensorrt_engine import gpu_compute_capability
 
     from qtseg.backends.tensorrt_backend import DeviceBuffer, _check, gpu_description
+    from qtseg.export.tensorrt_engine import gpu_compute_capability
 
     assert gpu_description(0).endswith(f"sm_{gpu_compute_capability()}")
     stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")

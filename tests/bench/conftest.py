@@ -55,12 +55,12 @@ def cpu_exports(bench_checkpoint: Path, tmp_path_factory) -> Path:
     import dataclasses
 
     import torch
+
+    from qtseg.checkpoint import load_checkpoint
     from qtseg.export.job import ExportJob, Progress
     from qtseg.export.options import ExportOptions
     from qtseg.export.pipeline import export_target
     from qtseg.export.targets import TARGETS
-
-    from qtseg.checkpoint import load_checkpoint
 
     out = tmp_path_factory.mktemp("exports")
     model, spec, info = load_checkpoint(bench_checkpoint)

@@ -6,6 +6,7 @@ import copy
 import json
 
 import pytest
+
 from qtseg.bench.cli import main
 from qtseg.bench.compare import CompareLimits, compare_reports
 from qtseg.bench.report import validate_report

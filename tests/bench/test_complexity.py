@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from qtseg.bench.discover import ModelGroup
-from qtseg.bench.runner import model_complexity
 from torch.utils.flop_counter import FlopCounterMode
 
+from qtseg.bench.discover import ModelGroup
+from qtseg.bench.runner import model_complexity
 from qtseg.models import create
 from qtseg.preprocess import PreprocessSpec
 

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 from qtseg.bench.discover import discover, group_artifacts, resolve_checkpoint
-
 from qtseg.manifest import ModelInfo, read_manifest_file
 from qtseg.provenance import file_sha256
 

@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+
 from qtseg.bench.gpu_torch import bench_argv, build_parser, main
 from qtseg.bench.report import validate_report
 

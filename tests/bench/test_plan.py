@@ -6,13 +6,13 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+
 from qtseg.bench.cli import main
 from qtseg.bench.config import BenchConfig, ConfigError
 from qtseg.bench.discover import ModelGroup
 from qtseg.bench.markdown import row_label
 from qtseg.bench.rows import GRAPH_VARIANT, RowSpec, failed_row
 from qtseg.bench.runner import plan_rows
-
 from qtseg.manifest import RuntimeSpec
 
 from ..artifacts import make_manifest

@@ -6,11 +6,12 @@ import copy
 import json
 
 import pytest
+
 from qtseg.bench.markdown import render
 from qtseg.bench.report import SCHEMA, build_report, read_report, validate_report, write_report
 from qtseg.bench.rows import RowSpec, failed_row
-from qtseg.timing import latency_stats
 from qtseg.bench.system import system_info
+from qtseg.timing import latency_stats
 
 
 def _row(

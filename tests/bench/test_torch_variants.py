@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+from qtseg.backends import NotExecutableHere
+from qtseg.backends.torch_backend import TorchOptions
 from qtseg.bench.torch_variants import (
     REFERENCE_VARIANT,
     VARIANTS,
     open_variant,
     variants_for,
 )
-
-from qtseg.backends import NotExecutableHere
-from qtseg.backends.torch_backend import TorchOptions
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

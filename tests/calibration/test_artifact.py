@@ -11,7 +11,6 @@ import pytest
 from qtseg.calibration import CalibrationError, CalibrationSet, load_set, save_set, validate_set
 from qtseg.calibration.cli import main
 from qtseg.preprocess import PreprocessSpec
-
 from tests.calibration.conftest import SPEC32, random_set
 
 

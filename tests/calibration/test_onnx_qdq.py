@@ -20,7 +20,6 @@ from qtseg.calibration.onnx_qdq import (
     read_ranges,
     tensorrt_form,
 )
-
 from tests.calibration.conftest import random_set
 
 

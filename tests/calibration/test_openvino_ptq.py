@@ -7,7 +7,6 @@ import pytest
 
 from qtseg.calibration import CalibrationError, CalibrationMethod
 from qtseg.calibration.openvino_ptq import count_fake_quantize, keep_float, quantize_openvino
-
 from tests.calibration.conftest import random_set
 
 ov = pytest.importorskip("openvino")

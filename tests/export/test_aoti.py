@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from qtseg.export import aoti
-from qtseg.export.aoti import build, export_aoti, for_device
-from qtseg.export.job import ExportJob, Progress
-from qtseg.export.options import ExportOptions
-from qtseg.export.targets import TARGETS
 
 from qtseg.backends import open_backend
 from qtseg.backends.aoti_backend import read_package_metadata
 from qtseg.checkpoint import CheckpointInfo, load_checkpoint
 from qtseg.evaluation import THRESHOLDS
+from qtseg.export import aoti
+from qtseg.export.aoti import build, export_aoti, for_device
+from qtseg.export.job import ExportJob, Progress
+from qtseg.export.options import ExportOptions
+from qtseg.export.targets import TARGETS
 from qtseg.preprocess import PreprocessSpec
 from tests.backends import aoti_packages as pk
 

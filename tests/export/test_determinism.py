@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from qtseg.export.job import ExportJob, Progress
-from qtseg.export.options import ExportOptions
 
 from qtseg.checkpoint import load_checkpoint
+from qtseg.export.job import ExportJob, Progress
+from qtseg.export.options import ExportOptions
 
 from .conftest import run_cli
 

@@ -11,7 +11,12 @@ from onnx import TensorProto, helper
 from qtseg.evaluation import THRESHOLDS
 from qtseg.export.int8_context import job_int8_options
 from qtseg.export.int8_tensorrt import nodes_named_in
-from qtseg.export.options import Int8Options, Int8SetupError, add_int8_arguments, int8_options_from_args
+from qtseg.export.options import (
+    Int8Options,
+    Int8SetupError,
+    add_int8_arguments,
+    int8_options_from_args,
+)
 from qtseg.export.target import GRAPH_KEYS
 from qtseg.export.targets import INT8_TARGETS
 

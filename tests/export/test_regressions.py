@@ -11,8 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from qtseg.export import onnx_graph
+
+from qtseg.backends.onnxruntime_backend import OnnxRuntimeBackend
+from qtseg.checkpoint import load_checkpoint
 from qtseg.evaluation import SampleSet, check_parity
+from qtseg.export import onnx_graph
 from qtseg.export.wrapper import (
     ExportIO,
     ExportWrapper,
@@ -20,9 +23,6 @@ from qtseg.export.wrapper import (
     assert_eval,
     training_modules,
 )
-
-from qtseg.backends.onnxruntime_backend import OnnxRuntimeBackend
-from qtseg.checkpoint import load_checkpoint
 
 from .conftest import run_cli
 

@@ -84,12 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print("error: no CUDA GPU", file=sys.stderr)
         return 2
-    from qtseg.timing import time_cuda
-    from qtseg.export.parity import check_parity, load_samples, run_logits
-
     import qtseg
     from qtseg.backends import open_backend
     from qtseg.backends.torch_backend import TorchBackend
+    from qtseg.export.parity import check_parity, load_samples, run_logits
+    from qtseg.timing import time_cuda
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -53,9 +53,8 @@ def _train_memory(name: str, size: int, batch: int, amp: bool) -> dict:
 
 
 def _latency(name: str, size: int, amp: bool, iters: int = 50) -> dict:
-    from qtseg.timing import time_cuda
-
     from qtseg.models import create
+    from qtseg.timing import time_cuda
 
     model = create(name, img_size=(size, size)).cuda().eval()
     xs = [torch.rand(1, 3, size, size, device="cuda") for _ in range(4)]
