@@ -450,11 +450,11 @@ Manifest Manifest::load(const std::string& dir, const LoadOptions& options) {
     const std::uintmax_t size = fs::file_size(real, ec);
     if (ec) fail_file(source, role, entry.path + " cannot be read: " + ec.message());
     if (size != entry.size) {
-      fail_file(source, role, entry.path + " has " + std::to_string(size) + " bytes, the manifest recorded " +
-                                  std::to_string(entry.size) + " (changed or truncated after export)");
+      fail_file(source, role, entry.path + " has " + std::to_string(size) + " bytes, manifest.json recorded " +
+                                  std::to_string(entry.size) + " (changed or truncated after it was written)");
     }
     if (options.verify_hashes && sha256_file(real.string()) != entry.sha256) {
-      fail_file(source, role, entry.path + " does not match its recorded SHA-256 (changed or corrupted after export); refused");
+      fail_file(source, role, entry.path + " does not match its recorded SHA-256 (changed or corrupted after it was written); refused");
     }
   }
 

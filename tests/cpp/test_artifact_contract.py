@@ -259,7 +259,7 @@ def test_weight_byte_flipped(cpp_build, copy, image):
         cpp_build.cli,
         copy,
         image,
-        "files.weights: model.bin does not match its recorded SHA-256 (changed or corrupted after export)",
+        "files.weights: model.bin does not match its recorded SHA-256 (changed or corrupted after it was written)",
     )
 
 
@@ -276,7 +276,7 @@ def test_truncated_weights(cpp_build, copy, image):
     data = (copy / "model.bin").read_bytes()
     (copy / "model.bin").write_bytes(data[:-4])
     line = _both_refuse(
-        cpp_build.cli, copy, image, f"model.bin has {len(data) - 4} bytes, the manifest recorded"
+        cpp_build.cli, copy, image, f"model.bin has {len(data) - 4} bytes, manifest.json recorded"
     )
     assert "files.weights" in line
 

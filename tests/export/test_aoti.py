@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -120,7 +121,8 @@ def test_build_parity_check_runs_the_package(tiny_build):
 def test_aoti_artifact_of_export_all_passed_the_fp32_gate(export_all, tiny_checkpoint, samples_dir):
     """`--target all` builds `aoti` on CPU; the gate ran the package and it matches PyTorch FP32."""
     out, run = export_all
-    assert run.rc == 0, run.err
+    # the run's exit code also reflects other targets (openvino-bf16 refuses the random tiny model)
+    assert re.search(r"^aoti\s+ok\s", run.out, re.MULTILINE), run.out
     folder = out / "qtseg-v2_aoti"
     manifest = read_manifest(folder)
     assert manifest["format"] == "aoti" and file_paths(manifest) == {"model": "model.pt2", "preprocess": "preprocess.json"}
