@@ -46,9 +46,11 @@ def describe_target(opened: Any) -> dict[str, Any]:
 
 
 def verdict(summaries: list[dict[str, Any]], min_dice: float | None) -> dict[str, Any]:
-    """``{"passed", "problems"}``: failed images and means below ``min_dice`` fail the run."""
+    """``{"passed", "problems"}``: failed images, nothing scored, or means below ``min_dice`` fail the run."""
     problems = []
     for s in summaries:
+        if not s["num_scored"]:
+            problems.append(f"{s['label']}: no image could be scored")
         if s["num_failed"]:
             problems.append(f"{s['label']}: failed on {s['num_failed']} image(s)")
         if min_dice is not None and (s["dice"] is None or s["dice"] < min_dice):

@@ -128,6 +128,17 @@ def test_unreadable_image_is_skipped_not_fatal(data, tiny_exports, tmp_path, cap
     assert [r["status"] for r in rows].count("unreadable") == 1
 
 
+def test_a_folder_where_nothing_can_be_scored_fails(tiny_exports, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    (bad / "images").mkdir(parents=True)
+    (bad / "masks").mkdir()
+    (bad / "images" / "a.jpg").write_bytes(b"not a jpeg")
+    (bad / "masks" / "a.png").write_bytes(b"not a png")
+    rc = main([str(tiny_exports / ARTIFACTS[0]), "--data", str(bad), "--out", str(tmp_path / "out"),
+               "--no-reference", "--quiet"])
+    assert rc == 1 and "no image could be scored" in capsys.readouterr().err
+
+
 def test_split_selection_and_usage_errors(data, tiny_exports, tmp_path, capsys):
     names = sorted(p.name for p in (data / "images").iterdir())
     (data / "splits.json").write_text(json.dumps({"train": names[:2], "val": [], "test": names[2:]}))
