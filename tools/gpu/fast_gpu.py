@@ -11,6 +11,9 @@ Rows (all in one process, timed in interleaved rounds so ratios are comparable):
 * ``fast-fp16``: the same with attention as plain matrix products
   (:data:`qtseg.backends.torch_backend.FAST_GPU`);
 * ``fast-fp16-tf32``: ``fast-fp16`` with TF32 for the FP32 channel-attention products;
+* ``fast-fp16-few``: ``fast-fp16`` with ``few_token_attention`` (attention between a
+  feature map and 2..4 tokens as broadcast products + sums, fusable by Inductor);
+* ``fast-fp16-few-at``: the same compiled with ``max-autotune-no-cudagraphs``;
 * ``aoti-fp16`` / ``aoti-fp16-graph``: the embeddable ``aoti-cuda-fp16``
   package (exported by this run with ``--aoti-export``, dynamic batch
   1..``--batch``, in a child process while the other rows compile), without
@@ -18,7 +21,7 @@ Rows (all in one process, timed in interleaved rounds so ratios are comparable):
 
 Latency: CUDA events around one call on an idle GPU (``qtseg.timing``),
 inputs rotated among real preprocessed images; median over all rounds.
-Parity: the export gate's comparison (``qtseg.export.parity``) against
+Parity: the export gate's comparison (``qtseg.evaluation.check_parity``) against
 PyTorch FP32 on the CPU, on every bundled sample. Writes ``DIR/fast_gpu.json``
 and prints a markdown table.
 """
@@ -56,6 +59,9 @@ def _rows(names: list[str]) -> dict[str, Any]:
         "compile-fp16": compile16,
         "fast-fp16": FAST_GPU,
         "fast-fp16-tf32": TorchOptions(**{**FAST_GPU.to_dict(), "tf32": True}),
+        "fast-fp16-few": TorchOptions(**{**FAST_GPU.to_dict(), "few_token_attention": True}),
+        "fast-fp16-few-at": TorchOptions(**{**FAST_GPU.to_dict(), "few_token_attention": True,
+                                            "compile": "max-autotune-no-cudagraphs"}),
     }
     return {n: table[n] for n in names if n in table}
 
@@ -87,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     import qtseg
     from qtseg.backends import open_backend
     from qtseg.backends.torch_backend import TorchBackend
-    from qtseg.export.parity import check_parity, load_samples, run_logits
+    from qtseg.evaluation import SampleSet, check_parity, infer_logits
     from qtseg.timing import time_cuda
 
     out = Path(args.out)
@@ -101,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.backends.cudnn.benchmark = True
     ckpt = qtseg.DEFAULT_CHECKPOINT
     _, spec = qtseg.load(None, device="cpu")
-    samples = load_samples(qtseg.SAMPLES_DIR / "images", spec, limit=0)
+    samples = SampleSet.from_folder(qtseg.SAMPLES_DIR / "images", spec, limit=0, keep_images=False)
     with TorchBackend(ckpt) as cpu_ref:
-        ref_logits = run_logits(cpu_ref, samples)
+        ref_logits = infer_logits(cpu_ref, samples.x)
     x_all = torch.from_numpy(samples.x).cuda()
     idx = torch.arange(args.batch * 4) % len(x_all)
     inputs = {1: [x_all[i : i + 1] for i in range(4)],
