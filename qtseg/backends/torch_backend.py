@@ -45,11 +45,6 @@ class TorchOptions:
             products (FP32 softmax) instead of fused SDPA; qtseg's attention
             always has 2..K tokens on one side, which the fused kernels handle
             poorly and Inductor fuses well.
-        few_token_attention: with ``math_attention``, attention with at most
-            :data:`FEW_TOKENS` tokens on one side as broadcast products and
-            sums instead of batched GEMMs with inner size 2..4, so that
-            Inductor can fuse it into its neighbours (measured in
-            tools/gpu/fast_gpu.py).
         tf32: allow TF32 for FP32 matrix products while the model runs (CUDA;
             in FP16 models only the channel-attention affinity is FP32).
     """
@@ -61,7 +56,6 @@ class TorchOptions:
     compile: str | None = None
     cuda_graph: bool = False
     math_attention: bool = False
-    few_token_attention: bool = False
     tf32: bool = False
 
     def __post_init__(self) -> None:
@@ -69,8 +63,6 @@ class TorchOptions:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.compile is not None and self.compile not in COMPILE_MODES:
             raise ValueError(f"compile must be None or one of {', '.join(COMPILE_MODES)}")
-        if self.few_token_attention and not self.math_attention:
-            raise ValueError("few_token_attention rewrites math_attention: set math_attention=True")
         if self.cuda_graph and self.compile in ("reduce-overhead", "max-autotune"):
             raise ValueError(
                 f"compile mode {self.compile!r} captures CUDA graphs itself; "
@@ -109,13 +101,8 @@ FAST_GPU = TorchOptions(
 )
 
 
-# Attention with at most this many tokens on one side runs as broadcast products + sums
-# under ``few_token_attention`` (qtseg's decoders attend between 2..4 tokens and a feature map).
-FEW_TOKENS = 4
-
-
 @functools.cache
-def _math_attention_class(few_tokens: int) -> type:
+def _math_attention_class() -> type:
     from qtseg.models.attention import Attention
 
     class MathAttention(Attention):
@@ -127,17 +114,9 @@ def _math_attention_class(few_tokens: int) -> type:
             q = self._split(self.q_proj(q))
             k = self._split(self.k_proj(k))
             v = self._split(self.v_proj(v))
-            q = q * q.shape[-1] ** -0.5
-            if min(q.shape[-2], k.shape[-2]) <= few_tokens:
-                # (B, h, Nq, 1, d) * (B, h, 1, Nk, d) summed over d: a fusable reduction
-                scores = (q.unsqueeze(-2) * k.unsqueeze(-3)).sum(-1)
-            else:
-                scores = q @ k.transpose(-2, -1)
+            scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
             weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
-            if min(q.shape[-2], k.shape[-2]) <= few_tokens:
-                out = (weights.unsqueeze(-1) * v.unsqueeze(-3)).sum(-2)
-            else:
-                out = weights @ v
+            out = weights @ v
             b, h, n, d = out.shape
             return self.out_proj(out.transpose(1, 2).reshape(b, n, h * d))
 
@@ -162,7 +141,7 @@ def prepare_model(module: Any, options: TorchOptions, device: Any) -> Any:
     if options.math_attention:
         from qtseg.models.attention import Attention
 
-        math_cls = _math_attention_class(FEW_TOKENS if options.few_token_attention else 0)
+        math_cls = _math_attention_class()
         for sub in module.modules():
             if type(sub) is Attention:
                 sub.__class__ = math_cls  # same parameters, other forward

@@ -63,21 +63,6 @@ def test_fast_path_transforms_keep_the_logits_and_the_callers_model(tiny_checkpo
     assert (got.argmax(1) == want.argmax(1)).mean() > 0.9999
 
 
-def test_few_token_attention_keeps_the_logits(tiny_checkpoint):
-    """Attention with 2..4 tokens on one side as broadcast products + sums: same function (FP32, CPU)."""
-    x = np.random.default_rng(3).random((2, 3, 128, 128), dtype=np.float32)
-    model, _, _ = load_checkpoint(tiny_checkpoint)
-    with TorchBackend(model, options=TorchOptions(math_attention=True)) as plain:
-        want = plain.infer(x)
-    options = TorchOptions(math_attention=True, few_token_attention=True)
-    with TorchBackend(model, options=options) as few:
-        got = few.infer(x)
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
-    assert not np.array_equal(got, want)  # the other formulation really ran (sums in another order)
-    with pytest.raises(ValueError, match="math_attention"):
-        TorchOptions(few_token_attention=True)
-
-
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_fast_gpu_path_matches_the_reference(tiny_checkpoint):

@@ -1,4 +1,4 @@
-# Device call 5 (issue 16, session 3): does attention between a feature map and 2..4 tokens,
+# Device call 5 (issue 16, session 3; rows of commit dfca8bc, removed after it): does attention between a feature map and 2..4 tokens,
 # written as broadcast products + sums (`few_token_attention`), and Inductor's
 # max-autotune bring the fast path to the goals (b1 <= 0.9 ms, >= 10,000 img/s at b128)?
 #   run(command="bash tools/gpu/call5.sh", timeout_s=590)     (from the repo root)

@@ -11,9 +11,6 @@ Rows (all in one process, timed in interleaved rounds so ratios are comparable):
 * ``fast-fp16``: the same with attention as plain matrix products
   (:data:`qtseg.backends.torch_backend.FAST_GPU`);
 * ``fast-fp16-tf32``: ``fast-fp16`` with TF32 for the FP32 channel-attention products;
-* ``fast-fp16-few``: ``fast-fp16`` with ``few_token_attention`` (attention between a
-  feature map and 2..4 tokens as broadcast products + sums, fusable by Inductor);
-* ``fast-fp16-few-at``: the same compiled with ``max-autotune-no-cudagraphs``;
 * ``aoti-fp16`` / ``aoti-fp16-graph``: the embeddable ``aoti-cuda-fp16``
   package (exported by this run with ``--aoti-export``, dynamic batch
   1..``--batch``, in a child process while the other rows compile), without
@@ -59,9 +56,6 @@ def _rows(names: list[str]) -> dict[str, Any]:
         "compile-fp16": compile16,
         "fast-fp16": FAST_GPU,
         "fast-fp16-tf32": TorchOptions(**{**FAST_GPU.to_dict(), "tf32": True}),
-        "fast-fp16-few": TorchOptions(**{**FAST_GPU.to_dict(), "few_token_attention": True}),
-        "fast-fp16-few-at": TorchOptions(**{**FAST_GPU.to_dict(), "few_token_attention": True,
-                                            "compile": "max-autotune-no-cudagraphs"}),
     }
     return {n: table[n] for n in names if n in table}
 
