@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import json
 import math
 import os
 import re
@@ -85,6 +86,37 @@ def finite_or_none(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [finite_or_none(v) for v in obj]
     return obj
+
+
+class NonStandardJSON(json.JSONDecodeError):
+    """``NaN`` / ``Infinity`` tokens (Python's ``json`` takes them, JSON does not) or a number beyond a double."""
+
+    def __init__(self, message: str) -> None:
+        ValueError.__init__(self, message)
+        self.msg, self.doc, self.pos, self.lineno, self.colno = message, "", 0, 1, 1
+
+
+def _refuse_constant(token: str) -> Any:
+    raise NonStandardJSON(f"{token} is not valid JSON (JSON has no NaN or Infinity)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise NonStandardJSON(f"number {text} overflows a double")
+    return value
+
+
+def strict_json_loads(data: str | bytes) -> Any:
+    """``json.loads`` that refuses ``NaN``/``Infinity`` and numbers that overflow a double.
+
+    The C++ loader's parser refuses the same (Python's ``json`` takes ``NaN`` and
+    reads ``1e999`` as infinity).
+
+    Raises:
+        json.JSONDecodeError: malformed JSON or one of those numbers.
+    """
+    return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from qtseg.atomic import atomic_write_bytes, atomic_write_text, staging_dir
+from qtseg.atomic import atomic_write_bytes, atomic_write_text, staging_dir, strict_json_loads
 from qtseg.manifest import ArtifactFile, ManifestError, describe_files, verify_file
 from qtseg.models import config_dict, create, get_entry, make_config
 from qtseg.preprocess import PREPROCESS_FILENAME, PreprocessSpec, SpecError
@@ -164,7 +164,7 @@ def _read_meta(directory: Path) -> dict[str, Any]:
     if meta_path.stat().st_size > MAX_META_BYTES:
         raise CheckpointError(f"{meta_path}: larger than {MAX_META_BYTES >> 20} MiB; refused")
     try:
-        return json.loads(meta_path.read_bytes())
+        return strict_json_loads(meta_path.read_bytes())
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CheckpointError(f"malformed {meta_path}: {exc}") from None
 
@@ -290,7 +290,7 @@ def _same_kind(value: Any, default: Any) -> bool:
 
 def _read_spec(directory: Path, where: str) -> PreprocessSpec:
     try:
-        data = json.loads((directory / PREPROCESS_FILENAME).read_bytes())
+        data = strict_json_loads((directory / PREPROCESS_FILENAME).read_bytes())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{where}: {PREPROCESS_FILENAME}: not readable JSON ({exc})") from None
     problem = _type_problem(data, PreprocessSpec, PREPROCESS_FILENAME)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from qtseg.atomic import atomic_write_text
+from qtseg.atomic import atomic_write_text, strict_json_loads
 from qtseg.preprocess import PREPROCESS_FILENAME, PreprocessSpec, SpecError
 from qtseg.provenance import file_sha256
 
@@ -531,7 +531,7 @@ def read_manifest_file(directory: str | Path) -> Manifest:
     if file.stat().st_size > MAX_MANIFEST_BYTES:
         raise ManifestError(f"{file}: larger than {MAX_MANIFEST_BYTES >> 20} MiB; refused")
     try:
-        data = json.loads(file.read_bytes())
+        data = strict_json_loads(file.read_bytes())
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ManifestError(f"{file}: not valid JSON ({exc})") from None
     except OSError as exc:

@@ -28,6 +28,7 @@ is shared between calls, so several threads may preprocess at once.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -43,6 +44,14 @@ PREPROCESS_FILENAME = "preprocess.json"
 
 class SpecError(ValueError):
     """A preprocessing spec that is malformed or does not match its use."""
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _is_float32(value: float) -> bool:
+    """Finite, and finite once rounded to float32 (the arithmetic's type; C++ checks the same)."""
+    return math.isfinite(value) and abs(value) <= _FLOAT32_MAX
 
 
 def _axis_weights(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -155,9 +164,13 @@ class PreprocessSpec:
     class_names: tuple[str, ...] = field(default=("background", "foreground"))
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
-        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
-        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        try:
+            object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
+            object.__setattr__(self, "scale", float(self.scale))
+            object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+            object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise SpecError(f"input_size, scale, mean and std must be numbers ({exc})") from None
         object.__setattr__(self, "class_names", tuple(str(v) for v in self.class_names))
         h, w = self.input_size
         if len(self.input_size) != 2 or h <= 0 or w <= 0 or h % 32 or w % 32:
@@ -172,6 +185,8 @@ class PreprocessSpec:
             raise SpecError("only layout 'NCHW' with dtype 'float32' is supported")
         if self.scale <= 0 or len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise SpecError("scale and std must be positive and mean/std must have 3 values")
+        if not all(_is_float32(v) for v in (self.scale, *self.mean, *self.std)):
+            raise SpecError("scale, mean and std must be finite numbers (no NaN or Inf)")
         if self.num_classes < 2:
             raise SpecError(f"num_classes must be >= 2 (background + classes), got {self.num_classes}")
         if len(self.class_names) != self.num_classes:
@@ -218,9 +233,11 @@ class PreprocessSpec:
             path = path / PREPROCESS_FILENAME
         if not path.is_file():
             raise SpecError(f"preprocess spec not found: {path}")
+        from qtseg.atomic import strict_json_loads
+
         try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except json.JSONDecodeError as exc:
+            return cls.from_dict(strict_json_loads(path.read_bytes()))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise SpecError(f"malformed preprocess spec {path}: {exc}") from None
 
     # -- the transform -------------------------------------------------------

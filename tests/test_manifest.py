@@ -144,3 +144,12 @@ def test_missing_folder_and_missing_manifest(tmp_path):
         open_artifact(tmp_path / "nope")
     with pytest.raises(ManifestError, match="missing"):
         open_artifact(tmp_path)
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_non_standard_json_constants_are_refused(art, token):
+    """Python's json takes NaN/Infinity; the C++ parser (and JSON) does not: neither do we."""
+    text = (art / "manifest.json").read_text()
+    (art / "manifest.json").write_text(text.replace("{", '{"x": ' + token + ", ", 1))
+    with pytest.raises(ManifestError, match=f"{token} is not valid JSON"):
+        open_artifact(art)

@@ -233,3 +233,17 @@ def test_preprocess_and_postprocess_are_thread_safe():
             parallel = list(pool.map(both, zip(images, logits)))
             for (x_s, m_s), (x_p, m_p) in zip(serial, parallel):
                 assert x_s.tobytes() == x_p.tobytes() and np.array_equal(m_s, m_p)
+
+
+def test_spec_refuses_non_finite_numbers(tmp_path):
+    for key, value in [("std", [float("nan"), 1.0, 1.0]), ("mean", [float("inf"), 0.0, 0.0]),
+                       ("scale", float("nan"))]:
+        with pytest.raises(SpecError, match="finite"):
+            PreprocessSpec.from_dict({**PreprocessSpec().to_dict(), key: value})
+    path = tmp_path / "preprocess.json"
+    path.write_text(json.dumps(PreprocessSpec().to_dict()).replace('"scale": 255.0', '"scale": NaN'))
+    with pytest.raises(SpecError, match="NaN is not valid JSON"):
+        PreprocessSpec.load(path)
+    path.write_text(json.dumps(PreprocessSpec().to_dict()).replace('"scale": 255.0', '"scale": 1e999'))
+    with pytest.raises(SpecError, match="finite"):
+        PreprocessSpec.load(path)

@@ -1,5 +1,7 @@
 // preprocess.json parsing with the validation rules of qtseg.preprocess.PreprocessSpec.
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <set>
 
 #include "json_util.hpp"
@@ -13,14 +15,24 @@ constexpr const char* kSchema = "qtseg.preprocess/1";
 const std::set<std::string> kKnownKeys = {"schema", "input_size", "resize",  "interpolation", "channel_order", "scale",
                                           "mean",   "std",        "layout",  "dtype",         "num_classes",   "class_names"};
 
+constexpr const char* kNotFinite = ": scale, mean and std must be finite numbers (no NaN or Inf)";
+
+// float32 rounding of the JSON double, as np.asarray(..., dtype=np.float32) does; a double
+// beyond float's range (which would become infinity, or undefined behaviour) is refused.
+float float32_number(const detail::Json& value, const std::string& key, const std::string& source) {
+  const double v = detail::as_number(value, key, source);
+  if (!std::isfinite(v) || std::fabs(v) > static_cast<double>(std::numeric_limits<float>::max())) {
+    throw SpecError(source + kNotFinite);
+  }
+  return static_cast<float>(v);
+}
+
 std::array<float, 3> three_floats(const detail::Json& value, const std::string& key, const std::string& source) {
   if (!value.is_array() || value.size() != 3) {
     throw SpecError(source + ": '" + key + "' must be a list of 3 numbers, got " + value.dump());
   }
-  // float32 rounding of the JSON double, as np.asarray(..., dtype=np.float32) does.
-  return {static_cast<float>(detail::as_number(value[0], key, source)),
-          static_cast<float>(detail::as_number(value[1], key, source)),
-          static_cast<float>(detail::as_number(value[2], key, source))};
+  return {float32_number(value[0], key, source), float32_number(value[1], key, source),
+          float32_number(value[2], key, source)};
 }
 
 }  // namespace
@@ -73,7 +85,7 @@ PreprocessSpec detail::preprocess_spec_from_json(const detail::Json& data, const
       (dtype && as_string(*dtype, "dtype", source) != "float32")) {
     throw SpecError(source + ": only layout 'NCHW' with dtype 'float32' is supported");
   }
-  if (const auto* v = get("scale")) spec.scale = static_cast<float>(detail::as_number(*v, "scale", source));
+  if (const auto* v = get("scale")) spec.scale = float32_number(*v, "scale", source);
   if (const auto* v = get("mean")) spec.mean = three_floats(*v, "mean", source);
   if (const auto* v = get("std")) spec.stddev = three_floats(*v, "std", source);
   if (!(spec.scale > 0.0f) || !(spec.stddev[0] > 0.0f && spec.stddev[1] > 0.0f && spec.stddev[2] > 0.0f)) {

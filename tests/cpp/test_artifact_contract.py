@@ -6,6 +6,7 @@ Every case starts from a valid tiny artifact, breaks one rule, and checks both l
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -294,3 +295,28 @@ def test_rehash_makes_a_deliberate_edit_valid(cpp_build, copy, image):
     _flip_low_bit(copy / "model.bin", (size // 2) & ~3)
     rehash(copy)
     assert run([cpp_build.cli, "--artifact", copy, "--input", image]).returncode == 0
+
+
+@pytest.mark.parametrize(("number", "needle"), [
+    ("1e999", "overflow"),  # beyond a double: not valid JSON for either parser
+    ("1e300", "scale, mean and std must be finite numbers (no NaN or Inf)"),  # beyond float32
+])
+def test_preprocessing_number_out_of_range_is_refused(cpp_build, copy, image, number, needle):
+    sentinel = 12345.5
+    edit_manifest(copy, _set("preprocess.std", [sentinel, 1.0, 1.0]))
+    spec = json.loads((copy / "preprocess.json").read_text())
+    spec["std"] = [sentinel, 1.0, 1.0]
+    (copy / "preprocess.json").write_text(json.dumps(spec).replace(str(sentinel), number))
+    rehash(copy)
+    manifest = copy / "manifest.json"
+    manifest.write_text(manifest.read_text().replace(str(sentinel), number))
+    _both_refuse(cpp_build.cli, copy, image, needle, same_line=False)
+
+
+def test_nan_token_is_not_json_for_either_loader(cpp_build, copy, image):
+    manifest = copy / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"precision": "', '"nan_here": NaN, "precision": "', 1))
+    line = cli_fails(cpp_build.cli, "--artifact", copy, "--input", image)
+    with pytest.raises(ManifestError, match="not valid JSON") as python:
+        open_artifact(copy)
+    assert "manifest.json" in line and "manifest.json" in str(python.value)
