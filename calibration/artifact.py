@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from qtseg.atomic import atomic_write_text, staging_dir
+from qtseg.atomic import atomic_write_text, staging_dir, strict_json_loads
 from qtseg.preprocess import PreprocessSpec, SpecError
 from qtseg.provenance import file_sha256
 
@@ -174,11 +174,13 @@ def load_set(path: str | Path, *, verify_hash: bool = True) -> CalibrationSet:
     path = Path(path)
     file = path / MANIFEST_FILENAME
     try:
-        manifest = json.loads(file.read_text())
+        manifest = strict_json_loads(file.read_bytes())
     except FileNotFoundError:
         raise CalibrationError(f"{path} is not a calibration set (no {MANIFEST_FILENAME})") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise CalibrationError(f"malformed {file}: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise CalibrationError(f"malformed {file}: not a JSON object")
     if manifest.get("schema") != SCHEMA:
         raise CalibrationError(f"{file}: unsupported schema {manifest.get('schema')!r} (expected {SCHEMA})")
     data_file = path / manifest.get("data", {}).get("file", DATA_FILENAME)

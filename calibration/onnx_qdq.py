@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from qtseg.atomic import strict_json_loads
 from qtseg.calibration.artifact import CalibrationSet, validate_set
 from qtseg.calibration.histogram import bounded_collector
 from qtseg.calibration.methods import CalibrationMethod
@@ -206,10 +207,8 @@ def write_ranges(table: Any, method: CalibrationMethod, path: str | Path) -> int
 
 def read_ranges(path: str | Path, method: CalibrationMethod) -> dict[str, tuple[float, float]]:
     """Ranges written by :func:`write_ranges`; the method must match."""
-    import json
-
-    doc = json.loads(Path(path).read_text())
-    if doc.get("schema") != RANGES_SCHEMA:
+    doc = strict_json_loads(Path(path).read_bytes())  # a NaN bound would become a NaN scale
+    if not isinstance(doc, dict) or doc.get("schema") != RANGES_SCHEMA:
         raise ValueError(f"{path} is not a qtseg range table")
     if doc.get("method") != method.label:
         raise ValueError(f"{path} holds {doc.get('method')} ranges, not {method.label}")

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from qtseg.atomic import atomic_write_text, strict_json_loads
 from qtseg.imageio import ImageLike, read_image
 
 SCHEMA = "qtseg.preprocess/1"
@@ -183,10 +184,11 @@ class PreprocessSpec:
             raise SpecError(f"channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
         if self.layout != "NCHW" or self.dtype != "float32":
             raise SpecError("only layout 'NCHW' with dtype 'float32' is supported")
-        if self.scale <= 0 or len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise SpecError("scale and std must be positive and mean/std must have 3 values")
+        # finiteness first, as the C++ reader checks it while parsing (a NaN passes "<= 0")
         if not all(_is_float32(v) for v in (self.scale, *self.mean, *self.std)):
             raise SpecError("scale, mean and std must be finite numbers (no NaN or Inf)")
+        if self.scale <= 0 or len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise SpecError("scale and std must be positive and mean/std must have 3 values")
         if self.num_classes < 2:
             raise SpecError(f"num_classes must be >= 2 (background + classes), got {self.num_classes}")
         if len(self.class_names) != self.num_classes:
@@ -217,8 +219,6 @@ class PreprocessSpec:
 
     def save(self, directory_or_file: str | Path) -> Path:
         """Write ``preprocess.json`` (atomically) and return its path."""
-        from qtseg.atomic import atomic_write_text
-
         path = Path(directory_or_file)
         if path.suffix != ".json":
             path = path / PREPROCESS_FILENAME
@@ -233,8 +233,6 @@ class PreprocessSpec:
             path = path / PREPROCESS_FILENAME
         if not path.is_file():
             raise SpecError(f"preprocess spec not found: {path}")
-        from qtseg.atomic import strict_json_loads
-
         try:
             return cls.from_dict(strict_json_loads(path.read_bytes()))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:

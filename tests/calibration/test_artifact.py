@@ -97,3 +97,14 @@ def test_cli_rejects_bad_input(synthetic_dataset, tmp_path, capsys, tiny_checkpo
     assert main([*base, "--data", str(synthetic_dataset), "--split", "test", "--imgsz", "32"]) == 2
     assert "has 0 image" in capsys.readouterr().err
     assert main(["inspect", str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    (b"[1, 2]", "not a JSON object"),
+    (b'{"schema": NaN}', "NaN is not valid JSON"),
+    (b"\xff\xff\xff", "malformed"),
+])
+def test_malformed_set_manifest_is_one_clear_error(tmp_path, content, needle):
+    (tmp_path / "manifest.json").write_bytes(content)
+    with pytest.raises(CalibrationError, match=needle):
+        load_set(tmp_path)
