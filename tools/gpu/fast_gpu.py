@@ -9,9 +9,9 @@ Rows (all in one process, timed in interleaved rounds so ratios are comparable):
   ``torch.autocast(float16)`` -- what a user of the authors' code runs;
 * ``compile-fp16``: FP16 weights, BatchNorm folded, NHWC, ``torch.compile``,
   CUDA graph (the previous best path);
-* ``fast-fp16``: the same with attention as plain matrix products
-  (:data:`qtseg.backends.torch_backend.FAST_GPU`);
-* ``fast-fp16-tf32``: ``fast-fp16`` with TF32 for the FP32 channel-attention products;
+* ``fast-fp16``: the same with attention as plain matrix products and TF32 for
+  the FP32 channel-attention products (:data:`qtseg.backends.torch_backend.FAST_GPU`);
+* ``fast-fp16-ieee``: ``fast-fp16`` with those products in IEEE FP32 (no TF32);
 * ``aoti-fp16`` / ``aoti-fp16-graph``: the embeddable ``aoti-cuda-fp16``
   package (exported by this run with ``--aoti-export``, dynamic batch
   1..``--batch``, in a child process while the other rows compile), without
@@ -61,7 +61,7 @@ def _rows(names: list[str]) -> dict[str, Any]:
         "eager-amp": TorchOptions(precision="fp16"),
         "compile-fp16": compile16,
         "fast-fp16": FAST_GPU,
-        "fast-fp16-tf32": TorchOptions(**{**FAST_GPU.to_dict(), "tf32": True}),
+        "fast-fp16-ieee": TorchOptions(**{**FAST_GPU.to_dict(), "tf32": False}),
     }
     return {n: table[n] for n in names if n in table}
 
