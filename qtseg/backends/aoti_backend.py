@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from qtseg.backends.base import Backend, BackendError, NotExecutableHere, TensorMeta
+from qtseg.backends.tf32 import TF32_SWITCHES
 
 MODEL_NAME = "model"  # name of the model inside the package (aoti_compile_and_package default)
 META_PREFIX = "qtseg."
@@ -114,38 +115,6 @@ def _input_meta_from_package(meta: dict[str, str]) -> TensorMeta | None:
         return None
 
 
-class _Tf32Off:
-    """Process-wide "TF32 off" switch shared by concurrent calls (reference counted).
-
-    The switches are global to the process; with a plain save/restore per
-    call, one thread could restore TF32 while another's FP32 call is running.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._saved: tuple[bool, bool] = (False, False)
-
-    @contextmanager
-    def __call__(self, torch: Any) -> Iterator[None]:
-        with self._lock:
-            if self._users == 0:
-                self._saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-                torch.backends.cudnn.allow_tf32 = False
-                torch.backends.cuda.matmul.allow_tf32 = False
-            self._users += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._users -= 1
-                if self._users == 0:
-                    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = self._saved
-
-
-_TF32_OFF = _Tf32Off()
-
-
 def _device_index(device: str) -> int:
     """``"cuda:1"`` -> 1; ``"cuda"`` -> -1 (AOTInductor's "current device")."""
     _, _, index = device.partition(":")
@@ -185,7 +154,8 @@ class AotiBackend(Backend):
     so calls are serialized); with ``cuda_graph`` (single-threaded runner,
     fixed graph buffers) a lock serializes :meth:`infer`. :meth:`run_device`
     is not locked. FP32 CUDA calls turn TF32 off process-wide while any of
-    them runs (reference counted across threads).
+    them runs, through the shared :data:`~qtseg.backends.tf32.TF32_SWITCHES`
+    (calls that need TF32 on wait meanwhile).
     """
 
     name = "aoti"
@@ -281,7 +251,7 @@ class AotiBackend(Backend):
         if not self.device.startswith("cuda") or self.precision != "fp32":
             yield
             return
-        with _TF32_OFF(self._torch):
+        with TF32_SWITCHES.hold(self._torch, matmul=False, cudnn=False):
             yield
 
     def _forward(self, x: Any) -> Any:

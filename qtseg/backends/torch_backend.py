@@ -16,7 +16,6 @@ import copy
 import dataclasses
 import functools
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from qtseg.backends.base import Backend, BackendError, NotExecutableHere, TensorMeta
+from qtseg.backends.tf32 import TF32_SWITCHES
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -46,7 +46,9 @@ class TorchOptions:
             always has 2..K tokens on one side, which the fused kernels handle
             poorly and Inductor fuses well.
         tf32: allow TF32 for FP32 matrix products while the model runs (CUDA;
-            in FP16 models only the channel-attention affinity is FP32).
+            in FP16 models only the channel-attention affinity is FP32). The
+            switch is process-wide: calls that need it off (an ``aoti-cuda``
+            FP32 package) wait while it is on (:mod:`qtseg.backends.tf32`).
     """
 
     precision: str = "fp32"
@@ -157,22 +159,6 @@ def prepare_model(module: Any, options: TorchOptions, device: Any) -> Any:
     return module
 
 
-@contextlib.contextmanager
-def _tf32_matmul(enabled: bool) -> Iterator[None]:
-    """Allow TF32 matrix products inside the block (no change when not ``enabled``)."""
-    if not enabled:
-        yield
-        return
-    import torch
-
-    saved = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = True
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = saved
-
-
 class TorchBackend(Backend):
     """Run a qtseg model in PyTorch (eval mode, no autograd), as :class:`TorchOptions` say.
 
@@ -194,8 +180,10 @@ class TorchBackend(Backend):
     the default options (the reference) calls run in parallel: the eval-mode
     module is stateless and each call works on its own tensors under
     ``torch.inference_mode``. Any other option (compile, CUDA graphs with
-    their fixed buffers, TF32's process-wide switch, ...) makes a lock
-    serialize :meth:`infer`. :meth:`run_device` is not locked.
+    their fixed buffers, ...) makes a lock serialize :meth:`infer`.
+    :meth:`run_device` is not locked. TF32 is held through the shared
+    :data:`~qtseg.backends.tf32.TF32_SWITCHES`, so another backend's call in
+    another thread never runs with this one's TF32 setting.
     """
 
     name = "torch"
@@ -290,7 +278,7 @@ class TorchBackend(Backend):
             torch.autocast(
                 self.device.type, dtype=dtype, enabled=amp, cache_enabled=not opts.cuda_graph
             ),
-            _tf32_matmul(opts.tf32),
+            TF32_SWITCHES.hold(torch, matmul=True) if opts.tf32 else contextlib.nullcontext(),
         ):
             return self._call(x)
 

@@ -66,15 +66,6 @@ def _rows(names: list[str]) -> dict[str, Any]:
     return {n: table[n] for n in names if n in table}
 
 
-def _kernels(fn: Any) -> int:
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        fn()
-        torch.cuda.synchronize()
-    return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
-
-
 def _kernel_profile(fn: Any, calls: int = 20) -> dict[str, Any]:
     """Summed kernel time per call, wall time per call, and the top kernels, over ``calls`` calls."""
     from collections import Counter
@@ -182,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             par = check_parity(ref_logits, be, samples, spec, precision=be.precision)
             plain = getattr(be, "_forward", be.run_device)  # kernels of one un-graphed call
             info[name] = {"prepare_s": round(time.perf_counter() - start, 1),
-                          "kernels_b1": _kernels(lambda: plain(inputs[1][0])),
+                          "kernels_b1": round(_kernel_profile(lambda: plain(inputs[1][0]), 1)["kernels_per_call"]),
                           "describe": be.describe(), "parity": par.to_dict() | {"per_image": None}}
         except Exception as exc:  # noqa: BLE001 - a measurement script: report the row, go on
             print(f"{name}: FAILED {type(exc).__name__}: {exc}"[:500], flush=True)
